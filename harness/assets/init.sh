@@ -1,0 +1,76 @@
+#!/bin/sh
+# crtest guest init (PID 1). Brings the guest up as an ordered checklist,
+# reporting every step on the console as "CRTEST-STEP <name> <rc>", then runs
+# the host's commands until told to power off. No test logic lives here: the
+# host writes each command as a script into the 9p share.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+
+step() {
+	name=$1
+	shift
+	"$@"
+	rc=$?
+	echo "CRTEST-STEP $name $rc"
+	return $rc
+}
+
+fatal() {
+	echo "CRTEST-FATAL $1"
+	sync
+	poweroff -f
+	exit 1
+}
+
+# Mounts as data: type, mount point, options.
+mount_all() {
+	while read -r fstype dir opts; do
+		mkdir -p "$dir" && mount -t "$fstype" -o "$opts" "$fstype" "$dir" || return 1
+	done <<MOUNTS
+proc /proc nosuid,nodev,noexec
+sysfs /sys nosuid,nodev,noexec
+devtmpfs /dev mode=0755
+devpts /dev/pts gid=5,mode=0620,ptmxmode=0666
+tmpfs /dev/shm mode=1777
+mqueue /dev/mqueue nosuid,nodev,noexec
+tmpfs /tmp mode=1777
+tmpfs /run mode=0755
+MOUNTS
+}
+
+load_modules() {
+	for m in $(cat /etc/crtest/modules); do
+		insmod "$m" 2>/dev/null || grep -q "^$(basename "$m" .ko) " /proc/modules || echo "CRTEST-WARN insmod $m failed"
+	done
+	return 0
+}
+
+mount_share() {
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 xfer /mnt/xfer
+}
+
+# The harness gives each dumped workload a PID range of its own (via
+# ns_last_pid), so restores never collide with PIDs in use on the target.
+tune() {
+	echo 4194304 >/proc/sys/kernel/pid_max && stty -echo
+}
+
+step mounts mount_all || fatal mounts
+step modules load_modules
+step loopback ip link set lo up || fatal loopback
+step share mount_share || fatal share
+step tune tune || fatal tune
+echo "CRTEST-READY $(uname -r)"
+
+while read -r verb arg; do
+	case "$verb" in
+	run)
+		sh "/mnt/xfer/cmd/$arg.sh" </dev/null >"/mnt/xfer/cmd/$arg.out" 2>&1
+		echo "CRTEST-END $arg $?"
+		;;
+	poweroff) break ;;
+	"") ;;
+	*) echo "CRTEST-UNKNOWN $verb" ;;
+	esac
+done
+sync
+poweroff -f

@@ -1,0 +1,234 @@
+//! The C/R engine: which userspace runs in the guest and the scripts that
+//! drive it (start a workload, dump, restore, wait for the end).
+//!
+//! Scripts are plain busybox `sh`, written into the VM's 9p share and run by
+//! the guest init. Their exit codes are the contract below; they never decide
+//! verdicts, they only report what happened.
+
+use crate::cpio::Entry;
+use crate::guest::{self, WORKLOAD_BIN_DIR};
+use crate::workload::Workload;
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+/// Exit codes of the guest scripts.
+pub mod rc {
+    pub const OK: i32 = 0;
+    pub const SETUP: i32 = 2;
+    pub const EXITED_BEFORE_DUMP: i32 = 10;
+    pub const DUMP_POINT_TIMEOUT: i32 = 11;
+    pub const DUMP_FAILED: i32 = 20;
+    pub const RESTORE_FAILED: i32 = 21;
+    pub const COPY_FAILED: i32 = 30;
+    pub const DIED: i32 = 40;
+    pub const FINISH_TIMEOUT: i32 = 41;
+}
+
+/// A C/R engine at a version, with the files it needs in the guest.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// e.g. `criu-3.17.1`.
+    pub id: String,
+    pub files: Vec<Entry>,
+}
+
+impl Engine {
+    /// The host's CRIU with its shared libraries.
+    pub fn host_criu() -> Result<Self> {
+        let criu = guest::which("criu").context("criu is not installed on the host (apt-get install criu)")?;
+        let out = Command::new(&criu).arg("--version").output().context("running criu --version")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Version:").map(|v| v.trim().to_string()))
+            .with_context(|| format!("unexpected `criu --version` output: {text}"))?;
+        let mut files = guest::host_program_with_libs(&criu)?;
+        // The guest looks for criu at /usr/sbin/criu whatever the host path.
+        files[0].path = "usr/sbin/criu".into();
+        Ok(Engine { id: format!("criu-{version}"), files })
+    }
+}
+
+/// Paths one guest operation uses.
+#[derive(Debug, Clone)]
+pub struct OpPaths {
+    /// Unique per operation within a run; names dirs in the guest and share.
+    pub id: String,
+}
+
+impl OpPaths {
+    pub fn new(id: &str) -> Self {
+        OpPaths { id: id.to_string() }
+    }
+    /// The workload's own directory in the guest (tmpfs).
+    fn dir(&self) -> String {
+        format!("/run/crtest/{}", self.id)
+    }
+    /// Where the op leaves results in the share (`out/ID` on the host side).
+    fn out(&self) -> String {
+        format!("/mnt/xfer/out/{}", self.id)
+    }
+}
+
+const PRELUDE: &str = r#"set -u
+alive() { [ -d "/proc/$1" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
+"#;
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Starts `w` in the background in its own session; `pid_base` pins its PID
+/// (the dumped tree keeps its PIDs on restore, so each dump gets a range).
+pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_base: Option<u32>) -> String {
+    let env: Vec<String> = w.environment().iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+    let bump = pid_base.map(|p| format!("echo {} >/proc/sys/kernel/ns_last_pid || exit {}\n", p - 1, rc::SETUP)).unwrap_or_default();
+    format!(
+        "{PRELUDE}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
+env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} \"$D\" {steps} </dev/null >/run/crtest/{id}.stdout 2>&1 &\n\
+echo $! >\"$OUT/pid\"\n",
+        dir = op.dir(),
+        out = op.out(),
+        setup = rc::SETUP,
+        env = env.join(" "),
+        bin = WORKLOAD_BIN_DIR,
+        name = w.name,
+        id = op.id,
+    )
+}
+
+/// Waits until `after` step lines exist, dumps the tree with CRIU and leaves
+/// the images and the workload's files in the share.
+pub fn dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32) -> String {
+    format!(
+        r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
+n=0
+while :; do
+    c=$(grep -c '^step ' "$D/transcript" 2>/dev/null)
+    [ "${{c:-0}}" -ge {after} ] && break
+    alive "$PID" || {{ echo "workload exited before step {after}"; exit {early}; }}
+    n=$((n + 1)); [ $n -gt {ticks} ] && {{ echo "workload did not reach step {after} in {timeout_s}s"; exit {tmo}; }}
+    sleep 0.1
+done
+mkdir -p /tmp/img-{id}
+criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 {opts}
+rc=$?
+cp /tmp/img-{id}/dump.log "$OUT/dump.log"
+[ $rc = 0 ] || exit {failed}
+cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" || exit {copy}
+rm -rf /tmp/img-{id}
+"#,
+        dir = op.dir(),
+        out = op.out(),
+        id = op.id,
+        ticks = timeout_s * 10,
+        early = rc::EXITED_BEFORE_DUMP,
+        tmo = rc::DUMP_POINT_TIMEOUT,
+        opts = w.dump_opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
+        failed = rc::DUMP_FAILED,
+        copy = rc::COPY_FAILED,
+    )
+}
+
+/// Puts the dumped workload's files back at their paths and restores the
+/// tree detached. `dump` names the dump op (its dir and PIDs are kept).
+pub fn restore_script(op: &OpPaths, w: &Workload) -> String {
+    format!(
+        r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}
+mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" && cp -a "$IN/img" /tmp/img-{id} || exit {copy}
+criu restore -D /tmp/img-{id} -d -o restore.log -v4 {opts}
+rc=$?
+cp /tmp/img-{id}/restore.log "$OUT/restore.log"
+[ $rc = 0 ] || exit {failed}
+"#,
+        id = op.id,
+        out = op.out(),
+        opts = w.restore_opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
+        copy = rc::COPY_FAILED,
+        failed = rc::RESTORE_FAILED,
+    )
+}
+
+/// Waits for the workload in `dir_op`'s directory (process `pid`) to write
+/// `done`, then copies its transcript to `op`'s share dir.
+pub fn wait_script(op: &OpPaths, dir_op: &OpPaths, pid: u32, timeout_s: u32) -> String {
+    format!(
+        r#"{PRELUDE}D={dir}; OUT={out}
+mkdir -p "$OUT"
+finished() {{ [ -f "$D/transcript" ] && [ "$(tail -n 1 "$D/transcript")" = done ]; }}
+n=0; code=0
+while ! finished; do
+    if ! alive {pid}; then sleep 0.2; finished && break; code={died}; break; fi
+    n=$((n + 1)); [ $n -gt {ticks} ] && {{ code={tmo}; break; }}
+    sleep 0.1
+done
+cp "$D/transcript" "$OUT/transcript" 2>/dev/null
+cp "/run/crtest/{dir_id}.stdout" "$OUT/stdout" 2>/dev/null
+exit $code
+"#,
+        dir = dir_op.dir(),
+        dir_id = dir_op.id,
+        out = op.out(),
+        ticks = timeout_s * 10,
+        died = rc::DIED,
+        tmo = rc::FINISH_TIMEOUT,
+    )
+}
+
+/// The engine's own words for why it failed: the first `Error (...)` line of
+/// a CRIU log, without the timestamp.
+pub fn error_line(log: &str) -> Option<String> {
+    error_lines(log).into_iter().next()
+}
+
+/// Every `Error (...)` line of a CRIU log, without timestamps.
+pub fn error_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| {
+            let at = l.find("Error (")?;
+            Some(l[at..].trim().to_string())
+        })
+        .collect()
+}
+
+/// Checks that the engine id names something this build can drive.
+pub fn check_supported(id: &str) -> Result<()> {
+    if !id.starts_with("criu-") {
+        bail!("unknown engine `{id}`: only CRIU engines (criu-VERSION) are supported");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w() -> Workload {
+        serde_yaml_ng::from_str("name: counter\nsummary: s\nsteps: 40\ndump_after: 10\ndump_opts: [\"--tcp-established\"]\n").unwrap()
+    }
+
+    #[test]
+    fn criu_error_lines_lose_timestamps() {
+        let log = "(00.001) Warn (criu/kerndat.c:1): x\n(00.100) Error (criu/cr-dump.c:1314): 1 has rseq but kernel lacks get_rseq_conf feature\n(00.2) Error (criu/cr-dump.c:1700): Dumping FAILED.\n";
+        assert_eq!(error_line(log).as_deref(), Some("Error (criu/cr-dump.c:1314): 1 has rseq but kernel lacks get_rseq_conf feature"));
+        assert_eq!(error_lines(log).len(), 2);
+        assert_eq!(error_line("all good"), None);
+    }
+
+    #[test]
+    fn scripts_carry_pid_base_env_and_options() {
+        let op = OpPaths::new("d3");
+        let s = start_script(&op, &w(), 40, 100, Some(103000));
+        assert!(s.contains("echo 102999 >/proc/sys/kernel/ns_last_pid"), "{s}");
+        assert!(s.contains("GLIBC_TUNABLES='glibc.pthread.rseq=0'"), "{s}");
+        assert!(s.contains("setsid /opt/crtest/bin/counter \"$D\" 40"), "{s}");
+        let d = dump_script(&op, &w(), 10, 60);
+        assert!(d.contains("criu dump -t \"$PID\" -D /tmp/img-d3 -o dump.log -v4 '--tcp-established'"), "{d}");
+        assert!(d.contains("-ge 10 ]"), "{d}");
+    }
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(quote("a'b"), r"'a'\''b'");
+    }
+}

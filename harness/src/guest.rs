@@ -1,0 +1,217 @@
+//! The guest image: a newc initramfs with busybox, our init, the kernel
+//! modules CRIU needs (dependency closure), an engine's userspace and the
+//! workload binaries. Cached by content hash.
+
+use crate::cpio::{self, Entry, Kind};
+use crate::engine::Engine;
+use crate::kernel::Kernel;
+use crate::{fsutil, modules};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const INIT: &str = include_str!("../assets/init.sh");
+/// Where workload binaries live in the guest (same path on every kernel, as
+/// CRIU restores executables by path).
+pub const WORKLOAD_BIN_DIR: &str = "/opt/crtest/bin";
+
+/// Modules without which the guest cannot talk to the host.
+const REQUIRED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
+/// Modules CRIU probes for (kerndat) before it will dump at all.
+const CRIU_MODULES: &[&str] = &[
+    // libcrc32c (for nf_tables) needs the crc32c algorithm first; the guest has no modprobe.
+    "crc32c_generic", "unix_diag", "inet_diag", "tcp_diag", "udp_diag", "raw_diag", "netlink_diag", "packet_diag", "tun", "veth",
+    "nf_tables", "nft_ct", "nf_conntrack", "nft_compat",
+];
+
+/// A built guest image.
+#[derive(Debug, Clone)]
+pub struct GuestImage {
+    pub initrd: PathBuf,
+    pub hash: String,
+    /// Notes worth showing the user (modules the kernel lacks, ...).
+    pub notes: Vec<String>,
+}
+
+/// Entries keyed by path, so parents sort before children and later
+/// additions never duplicate a path.
+#[derive(Default)]
+struct Tree(BTreeMap<String, Entry>);
+
+impl Tree {
+    fn add(&mut self, entry: Entry) {
+        let mut parent = Path::new(&entry.path).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            let key = p.to_string_lossy().into_owned();
+            self.0.entry(key.clone()).or_insert_with(|| Entry::dir(&key));
+            parent = p.parent();
+        }
+        self.0.insert(entry.path.clone(), entry);
+    }
+
+    fn add_if_absent(&mut self, entry: Entry) {
+        if !self.0.contains_key(&entry.path) {
+            self.add(entry);
+        }
+    }
+}
+
+/// Builds the image for `kernel` with `engine` and `workloads`, or reuses the
+/// cached one with the same content.
+pub fn build(kernel: &Kernel, engine: &Engine, workloads: &BTreeMap<String, Vec<u8>>, cache: &Path) -> Result<GuestImage> {
+    let mut tree = Tree::default();
+    let mut notes = Vec::new();
+    for dir in ["proc", "sys", "dev", "tmp", "run", "root", "mnt/xfer", "var/tmp"] {
+        tree.add(Entry::dir(dir));
+    }
+    tree.add(Entry::char_dev("dev/console", 0o600, 5, 1));
+    tree.add(Entry::char_dev("dev/null", 0o666, 1, 3));
+    tree.add(Entry::file("init", 0o755, INIT.as_bytes().to_vec()));
+    tree.add(Entry::file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n".to_vec()));
+    tree.add(Entry::file("etc/group", 0o644, b"root:x:0:\ntty:x:5:\n".to_vec()));
+    tree.add(Entry::file("etc/crtest/kernel", 0o644, format!("{}\n", kernel.id).into_bytes()));
+    for entry in &engine.files {
+        tree.add(entry.clone());
+    }
+    add_modules(&mut tree, kernel, &mut notes)?;
+    for (name, bin) in workloads {
+        tree.add(Entry::file(&format!("{WORKLOAD_BIN_DIR}/{name}"), 0o755, bin.clone()));
+    }
+    add_busybox(&mut tree)?;
+
+    let entries: Vec<Entry> = tree.0.into_values().collect();
+    let mut bytes = Vec::new();
+    cpio::write_archive(&mut bytes, &entries)?;
+    let hash = fsutil::sha256_hex(&bytes);
+    let initrd = cache.join("guests").join(format!("{}-{}.cpio", kernel.id, &hash[..16]));
+    if !initrd.is_file() {
+        fsutil::write_atomic(&initrd, &bytes)?;
+    }
+    Ok(GuestImage { initrd, hash, notes })
+}
+
+fn add_modules(tree: &mut Tree, kernel: &Kernel, notes: &mut Vec<String>) -> Result<()> {
+    let Some(dir) = &kernel.modules else {
+        notes.push(format!("kernel {}: no modules directory; everything must be built in", kernel.id));
+        tree.add(Entry::file("etc/crtest/modules", 0o644, Vec::new()));
+        return Ok(());
+    };
+    let wanted: Vec<&str> = REQUIRED_MODULES.iter().chain(CRIU_MODULES).copied().collect();
+    let (closure, loaded) = modules::resolve(dir, &wanted)?;
+    let missing_required: Vec<&String> = closure.missing.iter().filter(|m| REQUIRED_MODULES.contains(&m.as_str())).collect();
+    if !missing_required.is_empty() {
+        bail!("kernel {}: required modules {missing_required:?} are neither in {} nor built in", kernel.id, dir.display());
+    }
+    if !closure.missing.is_empty() {
+        notes.push(format!("kernel {}: modules not available: {}", kernel.id, closure.missing.join(", ")));
+    }
+    let mut list = String::new();
+    for (name, data) in loaded {
+        let path = format!("lib/modules/{}/{name}.ko", kernel.release);
+        list.push_str(&format!("/{path}\n"));
+        tree.add(Entry::file(&path, 0o644, data));
+    }
+    tree.add(Entry::file("etc/crtest/modules", 0o644, list.into_bytes()));
+    Ok(())
+}
+
+/// busybox-static plus a link per applet, where the engine did not put a real file.
+fn add_busybox(tree: &mut Tree) -> Result<()> {
+    let busybox = which("busybox").context("busybox-static is not installed (apt-get install busybox-static)")?;
+    let data = std::fs::read(&busybox)?;
+    if !is_static_elf(&data) {
+        bail!("{} is dynamically linked; install busybox-static", busybox.display());
+    }
+    tree.add(Entry::file("bin/busybox", 0o755, data));
+    let out = Command::new(&busybox).arg("--list-full").output().context("running busybox --list-full")?;
+    for applet in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
+        tree.add_if_absent(Entry::symlink(applet, "/bin/busybox"));
+    }
+    Ok(())
+}
+
+/// An ELF file with no PT_INTERP program header (no dynamic loader).
+fn is_static_elf(data: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    // 64-bit little-endian ELF only (the guests are x86_64).
+    if !data.starts_with(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return false };
+    (0..phnum).all(|i| u32_at(phoff + i * phentsize) != Some(PT_INTERP))
+}
+
+/// Finds `name` on PATH (plus the sbin directories root would have).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// Reads a host program and the shared libraries `ldd` says it needs, as
+/// image entries at the same paths.
+pub fn host_program_with_libs(program: &Path) -> Result<Vec<Entry>> {
+    let mut entries = vec![file_entry(program, 0o755)?];
+    let out = Command::new("ldd").arg(program).output().context("running ldd")?;
+    for lib in parse_ldd(&String::from_utf8_lossy(&out.stdout)) {
+        entries.push(file_entry(Path::new(&lib), 0o755)?);
+    }
+    Ok(entries)
+}
+
+fn file_entry(path: &Path, perm: u32) -> Result<Entry> {
+    // Follow symlinks: the guest gets the content under the name asked for.
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Entry { path: path.to_string_lossy().trim_start_matches('/').to_string(), perm, kind: Kind::File(data) })
+}
+
+/// Library paths from `ldd` output (the vdso has none).
+pub fn parse_ldd(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let path = match l.split_once("=>") {
+                Some((_, rhs)) => rhs.split_whitespace().next()?,
+                None => l.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_elf_detection() {
+        assert!(is_static_elf(&std::fs::read("/bin/busybox").unwrap_or_default()) || !Path::new("/bin/busybox").exists());
+        assert!(!is_static_elf(&std::fs::read("/bin/ls").unwrap()));
+        assert!(!is_static_elf(b"#!/bin/sh"));
+    }
+
+    #[test]
+    fn ldd_paths() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x1)\n\t/lib64/ld-linux-x86-64.so.2 (0x2)\n";
+        assert_eq!(parse_ldd(text), vec!["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]);
+    }
+
+    #[test]
+    fn tree_adds_parents_once_and_in_order() {
+        let mut t = Tree::default();
+        t.add(Entry::file("usr/sbin/criu", 0o755, vec![1]));
+        t.add_if_absent(Entry::symlink("usr/sbin/criu", "/bin/busybox"));
+        t.add(Entry::file("usr/bin/x", 0o755, vec![]));
+        let paths: Vec<&str> = t.0.keys().map(String::as_str).collect();
+        assert_eq!(paths, vec!["usr", "usr/bin", "usr/bin/x", "usr/sbin", "usr/sbin/criu"]);
+        assert_eq!(t.0["usr/sbin/criu"].kind, Kind::File(vec![1]));
+    }
+}

@@ -1,0 +1,219 @@
+//! Fetching kernels into the cache: Debian packages through a private apt
+//! state, extracted and normalised to one layout; local kernels used in place.
+
+use super::apt::PrivateApt;
+use super::{Kernel, KernelSpec, Source};
+use crate::fsutil;
+use anyhow::{bail, Context, Result};
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+const MANIFEST: &str = "kernel.json";
+
+/// The cache directory of one kernel id.
+pub fn kernel_dir(cache: &Path, id: &str) -> PathBuf {
+    cache.join("kernels").join(id)
+}
+
+/// The cached kernel, if it was fetched before.
+pub fn cached(cache: &Path, spec: &KernelSpec) -> Option<Kernel> {
+    match &spec.source {
+        Source::Local(_) => local(spec).ok(),
+        Source::Debian { .. } => {
+            let text = std::fs::read(kernel_dir(cache, &spec.id).join(MANIFEST)).ok()?;
+            serde_json::from_slice(&text).ok()
+        }
+    }
+}
+
+/// Suites whose lists were refreshed by this process (apt update once each).
+static UPDATED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Returns the kernel, downloading and extracting it first if it is not cached.
+pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kernel> {
+    if let Some(k) = cached(cache, spec) {
+        return Ok(k);
+    }
+    let Source::Debian { suite, packages } = &spec.source else { return local(spec) };
+    let apt = PrivateApt::new(&cache.join("apt").join(suite), suite)?;
+    if UPDATED.lock().unwrap().insert(suite.clone()) {
+        log(&format!("kernel {}: apt-get update for suite {suite}", spec.id));
+        apt.update().with_context(|| format!("updating the package lists of suite {suite}"))?;
+    }
+    let mut names = Vec::new();
+    for pattern in packages {
+        let prefix = pattern.split('*').next().unwrap_or(pattern);
+        let found = apt.names(prefix)?;
+        let name = newest_match(pattern, &found)
+            .with_context(|| format!("kernel {}: no package matching `{pattern}` in suite {suite}", spec.id))?;
+        names.push(name);
+    }
+    let versions: Vec<String> =
+        names.iter().map(|n| apt.version(n).map(|v| format!("{n}={v}"))).collect::<Result<_>>()?;
+    log(&format!("kernel {}: downloading {}", spec.id, versions.join(" ")));
+    std::fs::create_dir_all(cache.join("kernels"))?;
+    let download = tempfile::tempdir_in(cache.join("kernels"))?;
+    let debs = apt.download(&names, download.path())?;
+    let staging = tempfile::tempdir_in(cache.join("kernels"))?;
+    let tree = staging.path().join("tree");
+    for deb in &debs {
+        extract_deb(deb, &tree)?;
+    }
+    let kernel = normalise(&spec.id, &tree, staging.path(), versions)?;
+    install(cache, &spec.id, staging, kernel)
+}
+
+/// Moves a finished staging directory into place, rewriting paths into it.
+fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -> Result<Kernel> {
+    let dest = kernel_dir(cache, id);
+    let _ = std::fs::remove_dir_all(&dest);
+    let staged = staging.keep();
+    std::fs::rename(&staged, &dest).with_context(|| format!("moving kernel into {}", dest.display()))?;
+    let relocate = |p: &Path| dest.join(p.strip_prefix(&staged).unwrap_or(p));
+    let kernel = Kernel {
+        vmlinuz: relocate(&kernel.vmlinuz),
+        modules: kernel.modules.as_deref().map(relocate),
+        ..kernel
+    };
+    fsutil::write_atomic(&dest.join(MANIFEST), &serde_json::to_vec_pretty(&kernel)?)?;
+    Ok(kernel)
+}
+
+fn extract_deb(deb: &Path, into: &Path) -> Result<()> {
+    let out = Command::new("dpkg-deb").arg("-x").arg(deb).arg(into).output().context("running dpkg-deb")?;
+    if !out.status.success() {
+        bail!("dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Finds the kernel image and modules in an extracted package tree (old
+/// layout: `boot/vmlinuz-R` + `lib/modules/R`; new: `usr/lib/modules/R/vmlinuz`)
+/// and moves them to `staging/vmlinuz` and `staging/modules/R`.
+fn normalise(id: &str, tree: &Path, staging: &Path, packages: Vec<String>) -> Result<Kernel> {
+    let mod_root = ["usr/lib/modules", "lib/modules"]
+        .iter()
+        .map(|p| tree.join(p))
+        .find(|p| p.is_dir())
+        .with_context(|| format!("kernel {id}: the packages hold no lib/modules directory"))?;
+    let release = std::fs::read_dir(&mod_root)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .with_context(|| format!("kernel {id}: {} is empty", mod_root.display()))?;
+    let vmlinuz = [tree.join(format!("boot/vmlinuz-{release}")), mod_root.join(&release).join("vmlinuz")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| format!("kernel {id}: no vmlinuz for release {release} in the packages"))?;
+    std::fs::rename(&vmlinuz, staging.join("vmlinuz"))?;
+    std::fs::create_dir_all(staging.join("modules"))?;
+    let modules = staging.join("modules").join(&release);
+    std::fs::rename(mod_root.join(&release), &modules)?;
+    std::fs::remove_dir_all(tree)?;
+    Ok(Kernel { id: id.into(), release, vmlinuz: staging.join("vmlinuz"), modules: Some(modules), packages })
+}
+
+fn local(spec: &KernelSpec) -> Result<Kernel> {
+    let Source::Local(l) = &spec.source else { unreachable!("local() called for a packaged kernel") };
+    if !l.bzimage.is_file() {
+        bail!("kernel {}: bzImage {} does not exist", spec.id, l.bzimage.display());
+    }
+    if let Some(m) = &l.modules {
+        if !m.is_dir() {
+            bail!("kernel {}: modules directory {} does not exist", spec.id, m.display());
+        }
+    }
+    let release = l
+        .modules
+        .as_ref()
+        .and_then(|m| m.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}-local", spec.version));
+    Ok(Kernel { id: spec.id.clone(), release, vmlinuz: l.bzimage.clone(), modules: l.modules.clone(), packages: vec![] })
+}
+
+/// Shell-style match where `*` is any run of characters within one
+/// dash-separated part, so `6.1.0-*-amd64` matches `6.1.0-56-amd64` but not
+/// the `6.1.0-56-rt-amd64` flavour.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else { return false };
+            let part = rest.find('-').unwrap_or(rest.len());
+            (0..=part).any(|i| rest.is_char_boundary(i) && glob_match(tail, &rest[i..]))
+        }
+    }
+}
+
+/// The highest-versioned name matching `pattern`.
+pub fn newest_match(pattern: &str, names: &[String]) -> Option<String> {
+    names.iter().filter(|n| glob_match(pattern, n)).max_by(|a, b| natural_cmp(a, b)).cloned()
+}
+
+/// Compares digit runs numerically: "6.1.0-56" > "6.1.0-9".
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let da = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let db = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let na: u128 = std::str::from_utf8(&a[..da]).unwrap().parse().unwrap_or(0);
+                let nb: u128 = std::str::from_utf8(&b[..db]).unwrap().parse().unwrap_or(0);
+                match na.cmp(&nb) {
+                    Ordering::Equal => (a, b) = (&a[da..], &b[db..]),
+                    o => return o,
+                }
+            }
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => (a, b) = (&a[1..], &b[1..]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("linux-image-6.1.0-*-amd64-unsigned", "linux-image-6.1.0-56-amd64-unsigned"));
+        assert!(!glob_match("linux-image-6.1.0-*-amd64-unsigned", "linux-image-6.1.0-56-rt-amd64-unsigned"));
+        assert!(glob_match("a*", "a"));
+        assert!(!glob_match("a", "ab"));
+    }
+
+    #[test]
+    fn newest_is_numeric_not_lexical() {
+        let names: Vec<String> = ["linux-image-6.12.9+deb12-amd64-unsigned", "linux-image-6.12.117+deb12-amd64-unsigned", "linux-image-6.12.117+deb12-rt-amd64-unsigned"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            newest_match("linux-image-6.12.*+deb12-amd64-unsigned", &names).as_deref(),
+            Some("linux-image-6.12.117+deb12-amd64-unsigned")
+        );
+        assert_eq!(newest_match("linux-image-7*", &names), None);
+    }
+
+    #[test]
+    fn normalise_handles_both_layouts() {
+        for (vmlinuz, mods) in [("boot/vmlinuz-6.1.0-1-amd64", "lib/modules/6.1.0-1-amd64"), ("usr/lib/modules/6.1.0-1-amd64/vmlinuz", "usr/lib/modules/6.1.0-1-amd64")] {
+            let staging = tempfile::tempdir().unwrap();
+            let tree = staging.path().join("tree");
+            std::fs::create_dir_all(tree.join(mods).join("kernel")).unwrap();
+            std::fs::create_dir_all(tree.join(vmlinuz).parent().unwrap()).unwrap();
+            std::fs::write(tree.join(vmlinuz), b"MZ").unwrap();
+            let k = normalise("6.1", &tree, staging.path(), vec![]).unwrap();
+            assert_eq!(k.release, "6.1.0-1-amd64");
+            assert_eq!(std::fs::read(&k.vmlinuz).unwrap(), b"MZ");
+            assert!(k.modules.unwrap().join("kernel").is_dir());
+        }
+    }
+}

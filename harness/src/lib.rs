@@ -1,0 +1,22 @@
+//! crtest: a checkpoint/restart compatibility harness across Linux kernels.
+//!
+//! Data flows one way: matrix -> plan -> VMs -> checkpoint/convert/restore ->
+//! verdicts -> reports.
+
+pub mod convert;
+pub mod cpio;
+pub mod engine;
+pub mod fsutil;
+pub mod guest;
+pub mod kernel;
+pub mod matrix;
+pub mod modules;
+pub mod plan;
+pub mod prepare;
+pub mod reaper;
+pub mod report;
+pub mod runner;
+pub mod verdict;
+pub mod vm;
+pub mod workload;
+pub mod yaml;

@@ -1,0 +1,254 @@
+//! The matrix file: which kernels, workloads and kernel pairs to run.
+//! Raw YAML (`deny_unknown_fields`) is kept apart from the validated form.
+
+use crate::kernel::Catalog;
+use crate::vm::Accel;
+use crate::workload::Library;
+use crate::yaml::{self, ConfigError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatrix {
+    kernels: Vec<String>,
+    workloads: Vec<String>,
+    #[serde(default)]
+    pairs: Option<RawPairs>,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default)]
+    vm: RawVm,
+    /// Milliseconds each workload step sleeps (CRTEST_STEP_MS).
+    #[serde(default)]
+    step_ms: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPairs {
+    One(String),
+    Many(Vec<RawPair>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPair {
+    Kind(String),
+    Explicit([String; 2]),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    boot: Option<u64>,
+    operation: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVm {
+    memory_mb: Option<u32>,
+    accel: Option<String>,
+}
+
+/// How to choose the accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM only after a probe boot succeeds, else TCG.
+    Auto,
+    Force(Accel),
+}
+
+impl std::str::FromStr for AccelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "kvm" => Ok(AccelChoice::Force(Accel::Kvm)),
+            "tcg" => Ok(AccelChoice::Force(Accel::Tcg)),
+            other => Err(format!("expected accel auto, kvm or tcg, got `{other}`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub boot: Duration,
+    pub operation: Duration,
+}
+
+/// A validated matrix.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub path: PathBuf,
+    pub kernels: Vec<String>,
+    pub workloads: Vec<String>,
+    /// (source, target) kernel pairs in catalog order.
+    pub pairs: Vec<(String, String)>,
+    pub timeouts: Timeouts,
+    pub memory_mb: u32,
+    pub accel: AccelChoice,
+    pub step_ms: u32,
+}
+
+pub const PAIR_KINDS: &str = "all, diagonal, upgrade, downgrade, or a list of [src, dst]";
+
+impl Matrix {
+    pub fn load(path: &Path, catalog: &Catalog, library: &Library) -> Result<Matrix, ConfigError> {
+        let (raw, text): (RawMatrix, String) = yaml::load(path)?;
+        let at = |section: &str, needle: &str| yaml::line_of(&text, section, needle);
+        let err = |line, m: String| ConfigError::new(path, line, m);
+        for k in &raw.kernels {
+            if catalog.get(k).is_none() {
+                let known: Vec<&str> = catalog.kernels.iter().map(|k| k.id.as_str()).collect();
+                return Err(err(at("kernels", k), format!("unknown kernel `{k}`: expected one of the catalog's ids ({})", known.join(", "))));
+            }
+        }
+        for w in &raw.workloads {
+            if library.get(w).is_none() {
+                return Err(err(at("workloads", w), format!("unknown workload `{w}`: see `crtest workloads list`")));
+            }
+        }
+        if raw.kernels.is_empty() || raw.workloads.is_empty() {
+            return Err(err(None, "expected at least one kernel and one workload".into()));
+        }
+        let mut kernels = raw.kernels.clone();
+        kernels.sort_by_key(|k| catalog.rank(k));
+        kernels.dedup();
+        let pairs = match raw.pairs.unwrap_or(RawPairs::One("all".into())) {
+            RawPairs::One(kind) => expand(&kind, &kernels).ok_or_else(|| err(at("pairs", &kind), format!("unknown pairs `{kind}`: expected {PAIR_KINDS}")))?,
+            RawPairs::Many(list) => {
+                let mut out = Vec::new();
+                for item in list {
+                    match item {
+                        RawPair::Kind(kind) => out.extend(
+                            expand(&kind, &kernels).ok_or_else(|| err(at("pairs", &kind), format!("unknown pairs `{kind}`: expected {PAIR_KINDS}")))?,
+                        ),
+                        RawPair::Explicit([s, d]) => {
+                            for k in [&s, &d] {
+                                if !kernels.contains(k) {
+                                    return Err(err(at("pairs", k), format!("pair [{s}, {d}]: kernel `{k}` is not in this matrix's `kernels`")));
+                                }
+                            }
+                            out.push((s, d));
+                        }
+                    }
+                }
+                let pos = |k: &String| kernels.iter().position(|x| x == k);
+                out.sort_by_key(|(s, d)| (pos(s), pos(d)));
+                out.dedup();
+                out
+            }
+        };
+        let accel = match raw.vm.accel.as_deref() {
+            None => AccelChoice::Auto,
+            Some(a) => a.parse().map_err(|m| err(at("vm", a), m))?,
+        };
+        Ok(Matrix {
+            path: path.to_path_buf(),
+            kernels,
+            workloads: raw.workloads,
+            pairs,
+            timeouts: Timeouts {
+                boot: Duration::from_secs(raw.timeouts.boot.unwrap_or(180)),
+                operation: Duration::from_secs(raw.timeouts.operation.unwrap_or(180)),
+            },
+            memory_mb: raw.vm.memory_mb.unwrap_or(1024),
+            accel,
+            step_ms: raw.step_ms.unwrap_or(100),
+        })
+    }
+}
+
+/// Expands a pair kind over `kernels` (already in version order).
+pub fn expand(kind: &str, kernels: &[String]) -> Option<Vec<(String, String)>> {
+    let keep: fn(usize, usize) -> bool = match kind {
+        "all" => |_, _| true,
+        "diagonal" => |s, d| s == d,
+        "upgrade" => |s, d| s < d,
+        "downgrade" => |s, d| s > d,
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    for (i, s) in kernels.iter().enumerate() {
+        for (j, d) in kernels.iter().enumerate() {
+            if keep(i, j) {
+                out.push((s.clone(), d.clone()));
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn fixtures() -> (tempfile::TempDir, Catalog, Library) {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = dir.path().join("catalog.yaml");
+        std::fs::write(
+            &cat,
+            "kernels:\n  - id: \"5.10\"\n    suite: bullseye\n    packages: [a]\n  - id: \"6.1\"\n    suite: bookworm\n    packages: [b]\n  - id: \"6.12\"\n    suite: bookworm-security\n    packages: [c]\n",
+        )
+        .unwrap();
+        let wl = dir.path().join("wl");
+        std::fs::create_dir(&wl).unwrap();
+        std::fs::write(wl.join("workloads.yaml"), "- name: counter\n  summary: s\n  steps: 10\n  dump_after: 3\n- name: pipe\n  summary: s\n  steps: 10\n  dump_after: 3\n  min_kernel: \"6.0\"\n").unwrap();
+        std::fs::write(wl.join("counter.c"), "").unwrap();
+        std::fs::write(wl.join("pipe.c"), "").unwrap();
+        let catalog = Catalog::load(&cat).unwrap();
+        let library = Library::load(&wl).unwrap();
+        (dir, catalog, library)
+    }
+
+    pub fn matrix(text: &str) -> Result<Matrix, ConfigError> {
+        let (dir, catalog, library) = fixtures();
+        let p = dir.path().join("matrix.yaml");
+        std::fs::write(&p, text).unwrap();
+        Matrix::load(&p, &catalog, &library)
+    }
+
+    #[test]
+    fn pair_kinds() {
+        let k: Vec<String> = ["5.10", "6.1", "6.12"].map(String::from).to_vec();
+        assert_eq!(expand("all", &k).unwrap().len(), 9);
+        assert_eq!(expand("diagonal", &k).unwrap().len(), 3);
+        let up = expand("upgrade", &k).unwrap();
+        assert_eq!(up.len(), 3);
+        assert!(up.contains(&("5.10".into(), "6.12".into())));
+        assert!(expand("downgrade", &k).unwrap().contains(&("6.12".into(), "6.1".into())));
+        assert!(expand("sideways", &k).is_none());
+    }
+
+    #[test]
+    fn kernels_sorted_by_version_not_text() {
+        let m = matrix("kernels: [\"6.12\", \"5.10\", \"6.1\"]\nworkloads: [counter]\npairs: upgrade\n").unwrap();
+        assert_eq!(m.kernels, vec!["5.10", "6.1", "6.12"]);
+        assert_eq!(m.pairs[0], ("5.10".to_string(), "6.1".to_string()));
+    }
+
+    #[test]
+    fn mixed_pair_list() {
+        let m = matrix("kernels: [\"5.10\", \"6.1\"]\nworkloads: [counter]\npairs:\n  - diagonal\n  - [\"6.1\", \"5.10\"]\n").unwrap();
+        assert_eq!(m.pairs.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_expectation() {
+        let e = matrix("kernels:\n  - \"6.1\"\n  - \"9.9\"\nworkloads: [counter]\n").unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.to_string().contains("unknown kernel `9.9`: expected one of the catalog's ids (5.10, 6.1, 6.12)"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: sideways\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(e.to_string().contains("expected all, diagonal"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [nope]\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:2: unknown workload `nope`"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\ntimeouts:\n  boot: soon\n").unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: [[\"6.1\", \"5.10\"]]\n").unwrap_err();
+        assert!(e.to_string().contains("kernel `5.10` is not in this matrix's `kernels`"), "{e}");
+    }
+}

@@ -1,0 +1,102 @@
+//! The plan: cells (workload x source kernel x target kernel) with stable ids,
+//! filtered, and the operations they need (one dump per workload and source,
+//! restored on every target).
+
+use crate::kernel::Catalog;
+use crate::matrix::Matrix;
+use crate::workload::Library;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// `workload/src->dst`, stable across runs.
+    pub id: String,
+    pub workload: String,
+    pub src: String,
+    pub dst: String,
+    /// Why this cell cannot run, decided before any VM starts.
+    pub skip: Option<String>,
+}
+
+/// Command-line narrowing of a matrix.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Keep cells whose source and target are both among these.
+    pub kernels: Vec<String>,
+    pub workloads: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub cells: Vec<Cell>,
+}
+
+pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
+    format!("{workload}/{src}->{dst}")
+}
+
+impl Plan {
+    pub fn new(matrix: &Matrix, catalog: &Catalog, library: &Library, filters: &Filters) -> Plan {
+        let keep_k = |k: &String| filters.kernels.is_empty() || filters.kernels.contains(k);
+        let keep_w = |w: &String| filters.workloads.is_empty() || filters.workloads.contains(w);
+        let mut cells = Vec::new();
+        for w in matrix.workloads.iter().filter(|w| keep_w(w)) {
+            let workload = library.get(w).expect("matrix validated against library");
+            for (src, dst) in matrix.pairs.iter().filter(|(s, d)| keep_k(s) && keep_k(d)) {
+                let skip = [src, dst].iter().find_map(|k| {
+                    let version = &catalog.get(k).expect("matrix validated against catalog").version;
+                    workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
+                });
+                cells.push(Cell { id: cell_id(w, src, dst), workload: w.clone(), src: src.clone(), dst: dst.clone(), skip });
+            }
+        }
+        Plan { cells }
+    }
+
+    pub fn runnable(&self) -> impl Iterator<Item = &Cell> {
+        self.cells.iter().filter(|c| c.skip.is_none())
+    }
+
+    /// (workload, source) pairs to dump, each once.
+    pub fn dumps(&self) -> BTreeSet<(String, String)> {
+        self.runnable().map(|c| (c.workload.clone(), c.src.clone())).collect()
+    }
+
+    /// Kernels that need a VM.
+    pub fn kernels(&self) -> BTreeSet<String> {
+        self.runnable().flat_map(|c| [c.src.clone(), c.dst.clone()]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::tests::{fixtures, matrix};
+
+    #[test]
+    fn cells_skips_and_dumps() {
+        let (_d, catalog, library) = fixtures();
+        let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
+        let plan = Plan::new(&m, &catalog, &library, &Filters::default());
+        assert_eq!(plan.cells.len(), 18);
+        assert_eq!(plan.cells[0].id, "counter/5.10->5.10");
+        let skipped: Vec<&Cell> = plan.cells.iter().filter(|c| c.skip.is_some()).collect();
+        // pipe needs >= 6.0: every pair touching 5.10 is skipped (5 of 9).
+        assert_eq!(skipped.len(), 5);
+        assert!(skipped[0].skip.as_ref().unwrap().contains("kernel 5.10: pipe needs kernel >= 6.0"));
+        // counter dumps on 3 sources, pipe on 2.
+        assert_eq!(plan.dumps().len(), 5);
+    }
+
+    #[test]
+    fn filters_narrow_both_axes() {
+        let (_d, catalog, library) = fixtures();
+        let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
+        let f = Filters { kernels: vec!["6.1".into(), "6.12".into()], workloads: vec!["counter".into()] };
+        let plan = Plan::new(&m, &catalog, &library, &f);
+        let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, vec!["counter/6.1->6.1", "counter/6.1->6.12", "counter/6.12->6.1", "counter/6.12->6.12"]);
+        assert_eq!(plan.kernels().len(), 2);
+    }
+}

@@ -1,0 +1,78 @@
+//! The at-a-glance view: per workload, a grid of source kernel (rows) by
+//! target kernel (columns), followed by the reason of every cell that did
+//! not pass.
+
+use crate::runner::CellResult;
+use crate::verdict::Status;
+use std::fmt::Write;
+
+/// Renders the grids and the list of non-passing cells.
+pub fn render(cells: &[CellResult], kernels: &[String]) -> String {
+    let mut out = String::new();
+    let mut workloads: Vec<&str> = Vec::new();
+    for c in cells {
+        if !workloads.contains(&c.cell.workload.as_str()) {
+            workloads.push(&c.cell.workload);
+        }
+    }
+    let width = kernels.iter().map(|k| k.len()).max().unwrap_or(4).max(5) + 2;
+    for w in workloads {
+        let mine: Vec<&CellResult> = cells.iter().filter(|c| c.cell.workload == w).collect();
+        let _ = write!(out, "{w:<16}");
+        for k in kernels {
+            let _ = write!(out, "{:>width$}", format!("->{k}"));
+        }
+        out.push('\n');
+        for src in kernels {
+            let _ = write!(out, "  {:<14}", format!("{src}->"));
+            for dst in kernels {
+                let mark = mine.iter().find(|c| &c.cell.src == src && &c.cell.dst == dst).map(|c| c.status.to_string()).unwrap_or_else(|| "-".into());
+                let _ = write!(out, "{mark:>width$}");
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    let bad: Vec<&CellResult> = cells.iter().filter(|c| c.status != Status::Pass).collect();
+    if !bad.is_empty() {
+        out.push_str("Cells that did not pass:\n");
+        for c in bad {
+            let _ = writeln!(out, "  {:<5} {}: {}", c.status, c.cell.id, c.reason.as_deref().unwrap_or(""));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Cell;
+
+    fn cell(w: &str, s: &str, d: &str, status: Status, reason: Option<&str>) -> CellResult {
+        CellResult {
+            cell: Cell { id: format!("{w}/{s}->{d}"), workload: w.into(), src: s.into(), dst: d.into(), skip: None },
+            status,
+            reason: reason.map(str::to_string),
+            stages: vec![],
+            conversion: vec![],
+            artifacts: None,
+        }
+    }
+
+    #[test]
+    fn grid_rows_are_sources_columns_targets() {
+        let k: Vec<String> = vec!["5.10".into(), "6.1".into()];
+        let cells = vec![
+            cell("counter", "5.10", "5.10", Status::Pass, None),
+            cell("counter", "5.10", "6.1", Status::Pass, None),
+            cell("counter", "6.1", "5.10", Status::Fail, Some("restore: Error (x): boom")),
+            cell("counter", "6.1", "6.1", Status::Pass, None),
+        ];
+        let g = render(&cells, &k);
+        let lines: Vec<&str> = g.lines().collect();
+        assert!(lines[0].starts_with("counter") && lines[0].contains("->5.10") && lines[0].contains("->6.1"), "{g}");
+        assert!(lines[1].contains("5.10->") && lines[1].matches("PASS").count() == 2, "{g}");
+        assert!(lines[2].contains("6.1->") && lines[2].find("FAIL") < lines[2].find("PASS"), "{g}");
+        assert!(g.contains("FAIL  counter/6.1->5.10: restore: Error (x): boom"), "{g}");
+    }
+}

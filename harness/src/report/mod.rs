@@ -1,0 +1,52 @@
+//! Reports: render run results for people (grid, progress) and machines
+//! (JSON, JUnit). Reporters only read results; nothing flows back.
+
+pub mod grid;
+pub mod json;
+pub mod junit;
+pub mod output;
+pub mod progress;
+
+use crate::runner::CellResult;
+use crate::verdict::Status;
+use serde::Serialize;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub fail: usize,
+    pub error: usize,
+    pub skip: usize,
+}
+
+impl Summary {
+    pub fn of(cells: &[CellResult]) -> Self {
+        let mut s = Summary::default();
+        for c in cells {
+            match c.status {
+                Status::Pass => s.pass += 1,
+                Status::Fail => s.fail += 1,
+                Status::Error => s.error += 1,
+                Status::Skip => s.skip += 1,
+            }
+        }
+        s
+    }
+
+    /// 0: no FAIL or ERROR; 1: some cell FAILed; 2: harness ERRORs only.
+    pub fn exit_code(&self) -> i32 {
+        if self.fail > 0 {
+            1
+        } else if self.error > 0 {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} cells: {} passed, {} failed, {} errors, {} skipped", self.pass + self.fail + self.error + self.skip, self.pass, self.fail, self.error, self.skip)
+    }
+}

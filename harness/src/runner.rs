@@ -1,0 +1,514 @@
+//! Executes a plan: one VM per kernel serves every operation on it. Phase A
+//! boots the source kernels, runs the uninterrupted reference runs and dumps
+//! each (workload, source) once; the host then transfers and converts every
+//! image set for each target; phase B restores them on the targets and waits
+//! for the restored programs to finish. Verdicts come last, from the records.
+//!
+//! The runner only emits events; reporters render them.
+
+use crate::convert::{self, Converter, StepRecord};
+use crate::engine::{self, rc, OpPaths};
+use crate::guest::GuestImage;
+use crate::kernel::Kernel;
+use crate::matrix::Timeouts;
+use crate::plan::{Cell, Plan};
+use crate::verdict::{self, Outcome, Stage, StageRecord, Status};
+use crate::vm::{BootSpec, Vm, VmConfig, VmError};
+use crate::workload::Library;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// First PID of the range given to dump number `i` (see init.sh `tune`).
+fn pid_base(i: usize) -> u32 {
+    200_000 + 10_000 * i as u32
+}
+
+/// What the runner tells reporters.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Notice(String),
+    Booting { kernel: String },
+    Booted { kernel: String, release: String, secs: f64 },
+    BootFailed { kernel: String, error: String },
+    Op { kernel: String, label: String, ok: bool, secs: f64 },
+    CellDone { result: Box<CellResult>, done: usize, total: usize },
+}
+
+pub trait Reporter: Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Everything a run needs, prepared before any VM starts.
+pub struct Setup {
+    pub library: Library,
+    pub engine_id: String,
+    pub kernels: BTreeMap<String, Kernel>,
+    pub images: BTreeMap<String, GuestImage>,
+    pub vm: VmConfig,
+    pub timeouts: Timeouts,
+    pub step_ms: u32,
+    pub converter: Box<dyn Converter>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CellResult {
+    #[serde(flatten)]
+    pub cell: Cell,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub stages: Vec<StageRecord>,
+    pub conversion: Vec<StepRecord>,
+    /// Directory (relative to the output dir) holding this cell's artifacts.
+    pub artifacts: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VmRecord {
+    pub kernel: String,
+    pub release: String,
+    pub boot_secs: Option<f64>,
+    pub console: String,
+}
+
+pub struct RunOutput {
+    pub cells: Vec<CellResult>,
+    pub vms: Vec<VmRecord>,
+}
+
+/// A guest operation's record: outcome, time, and where its files landed.
+#[derive(Debug, Clone)]
+struct OpRecord {
+    outcome: Outcome,
+    secs: f64,
+    /// Host path of the op's share dir (`out/ID`).
+    out: Option<PathBuf>,
+    op: Option<OpPaths>,
+    pid: Option<u32>,
+}
+
+impl OpRecord {
+    fn broken(msg: String) -> Self {
+        OpRecord { outcome: Outcome::Broken(msg), secs: 0.0, out: None, op: None, pid: None }
+    }
+    fn record(&self, stage: Stage) -> StageRecord {
+        StageRecord { stage, outcome: self.outcome.clone(), secs: self.secs }
+    }
+}
+
+/// A VM slot: booted, failed to boot, or broken by a later fault.
+enum Slot {
+    Up(Vm),
+    Down(String),
+}
+
+struct Runner<'a> {
+    setup: &'a Setup,
+    work: &'a Path,
+    reporter: &'a dyn Reporter,
+    /// One lock per VM, so VMs run their commands in parallel.
+    vms: Mutex<BTreeMap<String, Arc<Mutex<Option<(Slot, f64)>>>>>,
+    consoles: Mutex<BTreeMap<String, (String, String, Option<f64>)>>,
+    boot_times: Mutex<BTreeMap<String, f64>>,
+    next_op: AtomicU32,
+}
+
+pub fn run(plan: &Plan, setup: &Setup, jobs: usize, work: &Path, artifacts: &Path, reporter: &dyn Reporter) -> anyhow::Result<RunOutput> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
+    let runner = Runner {
+        setup,
+        work,
+        reporter,
+        vms: Mutex::new(BTreeMap::new()),
+        consoles: Mutex::new(BTreeMap::new()),
+        boot_times: Mutex::new(BTreeMap::new()),
+        next_op: AtomicU32::new(0),
+    };
+    let dumps: Vec<(String, String)> = plan.dumps().into_iter().collect();
+    let sources: Vec<String> = dumps.iter().map(|(_, s)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+
+    // Phase A: references and dumps on every source kernel.
+    let src_records: BTreeMap<(String, String), (OpRecord, OpRecord)> = pool.install(|| {
+        sources
+            .par_iter()
+            .flat_map_iter(|k| {
+                let mine: Vec<(usize, &str)> =
+                    dumps.iter().enumerate().filter(|(_, (_, s))| s == k).map(|(i, (w, _))| (i, w.as_str())).collect();
+                runner.source_phase(k, &mine).into_iter().map(|(w, recs)| ((w, k.clone()), recs))
+            })
+            .collect()
+    });
+
+    // Transfer and convert, then Phase B: restores on every target kernel.
+    let restores: Vec<&Cell> = plan.runnable().collect();
+    let targets: Vec<String> = plan.kernels().into_iter().filter(|k| restores.iter().any(|c| &c.dst == k)).collect();
+    let total = plan.cells.len();
+    let done = AtomicUsize::new(0);
+    let mut results: Vec<CellResult> = pool.install(|| {
+        targets
+            .par_iter()
+            .flat_map_iter(|k| {
+                let mine: Vec<&Cell> = restores.iter().copied().filter(|c| &c.dst == k).collect();
+                runner.target_phase(k, &mine, &src_records, artifacts)
+            })
+            .inspect(|r| {
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                reporter.event(&Event::CellDone { result: Box::new(r.clone()), done: n, total });
+            })
+            .collect()
+    });
+    for cell in plan.cells.iter().filter(|c| c.skip.is_some()) {
+        let r = CellResult {
+            cell: cell.clone(),
+            status: Status::Skip,
+            reason: cell.skip.clone(),
+            stages: vec![],
+            conversion: vec![],
+            artifacts: None,
+        };
+        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+        reporter.event(&Event::CellDone { result: Box::new(r.clone()), done: n, total });
+        results.push(r);
+    }
+    // Report in plan order whatever finished first.
+    let order: BTreeMap<&str, usize> = plan.cells.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+    results.sort_by_key(|r| order[r.cell.id.as_str()]);
+    let vms = runner.shutdown_all();
+    Ok(RunOutput { cells: results, vms })
+}
+
+impl Runner<'_> {
+    fn op_id(&self, kind: char) -> OpPaths {
+        OpPaths::new(&format!("{kind}{}", self.next_op.fetch_add(1, Ordering::SeqCst)))
+    }
+
+    fn slot(&self, kernel: &str) -> Arc<Mutex<Option<(Slot, f64)>>> {
+        self.vms.lock().unwrap().entry(kernel.to_string()).or_default().clone()
+    }
+
+    /// Boots (once) the VM for `kernel`; returns its boot time or why it is down.
+    fn ensure_vm(&self, kernel: &str) -> Result<f64, String> {
+        let slot = self.slot(kernel);
+        let mut guard = slot.lock().unwrap();
+        if let Some((slot, secs)) = guard.as_ref() {
+            return match slot {
+                Slot::Up(_) => Ok(*secs),
+                Slot::Down(why) => Err(why.clone()),
+            };
+        }
+        self.reporter.event(&Event::Booting { kernel: kernel.into() });
+        let k = &self.setup.kernels[kernel];
+        let spec = BootSpec {
+            kernel_id: kernel.into(),
+            kernel_image: k.vmlinuz.clone(),
+            initrd: self.setup.images[kernel].initrd.clone(),
+            share: self.work.join(format!("vm-{kernel}")),
+        };
+        let (slot, secs, result) = match Vm::boot(&spec, &self.setup.vm) {
+            Ok(vm) => {
+                self.reporter.event(&Event::Booted { kernel: kernel.into(), release: vm.release.clone(), secs: vm.boot_secs });
+                let secs = vm.boot_secs;
+                self.boot_times.lock().unwrap().insert(kernel.into(), secs);
+                (Slot::Up(vm), secs, Ok(secs))
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.reporter.event(&Event::BootFailed { kernel: kernel.into(), error: msg.clone() });
+                self.consoles.lock().unwrap().insert(kernel.into(), (k.release.clone(), msg.clone(), None));
+                (Slot::Down(msg.clone()), 0.0, Err(msg))
+            }
+        };
+        *guard = Some((slot, secs));
+        result
+    }
+
+    /// Runs a script on `kernel`'s VM. A VM-level fault marks the VM down.
+    fn guest(&self, kernel: &str, label: &str, script: &str) -> Result<crate::vm::CmdResult, String> {
+        let handle = self.slot(kernel);
+        let mut guard = handle.lock().unwrap();
+        let (slot, _) = guard.as_mut().ok_or("VM not booted")?;
+        let vm = match slot {
+            Slot::Up(vm) => vm,
+            Slot::Down(why) => return Err(format!("VM unusable: {}", first_line(why))),
+        };
+        // One command at a time per VM; other VMs run in parallel meanwhile.
+        let result = vm.run(label, script, self.setup.timeouts.operation);
+        match result {
+            Ok(r) => {
+                self.reporter.event(&Event::Op { kernel: kernel.into(), label: label.into(), ok: r.rc == 0, secs: r.secs });
+                Ok(r)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if let Slot::Up(vm) = std::mem::replace(slot, Slot::Down(msg.clone())) {
+                    self.keep_console(vm, &e);
+                }
+                Err(msg)
+            }
+        }
+    }
+
+    fn keep_console(&self, vm: Vm, _why: &VmError) {
+        let (kernel, release, secs) = (vm.kernel_id.clone(), vm.release.clone(), vm.boot_secs);
+        let console = vm.shutdown();
+        self.consoles.lock().unwrap().insert(kernel, (release, console, Some(secs)));
+    }
+
+    fn share_out(&self, kernel: &str, op: &OpPaths) -> PathBuf {
+        self.work.join(format!("vm-{kernel}")).join("out").join(&op.id)
+    }
+
+    /// References and dumps of `workloads` (dump index, name) on `kernel`.
+    fn source_phase(&self, kernel: &str, workloads: &[(usize, &str)]) -> Vec<(String, (OpRecord, OpRecord))> {
+        if let Err(why) = self.ensure_vm(kernel) {
+            let broken = OpRecord::broken(format!("VM for {kernel} did not boot: {}", first_line(&why)));
+            return workloads.iter().map(|(_, w)| (w.to_string(), (broken.clone(), broken.clone()))).collect();
+        }
+        let lib = &self.setup.library;
+        let step_ms = self.setup.step_ms;
+        // Start every reference run first: they sleep most of the time and run alongside the dumps.
+        let refs: Vec<(OpPaths, Result<(), String>)> = workloads
+            .iter()
+            .map(|(_, w)| {
+                let wl = lib.get(w).expect("plan validated");
+                let op = self.op_id('r');
+                let started = self.guest(kernel, &format!("start reference {w}"), &engine::start_script(&op, wl, wl.steps, step_ms, None));
+                (op, started.and_then(|r| if r.rc == 0 { Ok(()) } else { Err(format!("starting the reference run failed: {}", r.output.trim())) }))
+            })
+            .collect();
+        let dumps: Vec<OpRecord> = workloads.iter().map(|(i, w)| self.dump(kernel, *i, w)).collect();
+        let timeout = self.setup.timeouts.operation.as_secs() as u32;
+        let mut out = Vec::new();
+        for ((op, started), ((_, w), dump)) in refs.into_iter().zip(workloads.iter().zip(dumps)) {
+            let reference = match started {
+                Err(e) => OpRecord::broken(e),
+                Ok(()) => {
+                    let pid = read_pid(&self.share_out(kernel, &op));
+                    let t = Instant::now();
+                    let r = pid.ok_or("reference run wrote no pid".to_string()).and_then(|pid| {
+                        self.guest(kernel, &format!("finish reference {w}"), &engine::wait_script(&op, &op, pid, timeout))
+                    });
+                    let outcome = match r {
+                        Err(e) => Outcome::Broken(e),
+                        Ok(r) if r.rc == rc::OK => Outcome::Ok,
+                        Ok(r) => Outcome::Broken(format!(
+                            "the uninterrupted reference run did not finish (script rc {}): {}",
+                            r.rc,
+                            last_line(&self.share_out(kernel, &op).join("transcript"))
+                        )),
+                    };
+                    OpRecord { outcome, secs: t.elapsed().as_secs_f64(), out: Some(self.share_out(kernel, &op)), op: Some(op), pid: None }
+                }
+            };
+            out.push((w.to_string(), (reference, dump)));
+        }
+        out
+    }
+
+    fn dump(&self, kernel: &str, index: usize, w: &str) -> OpRecord {
+        let wl = self.setup.library.get(w).expect("plan validated");
+        let op = self.op_id('d');
+        let out = self.share_out(kernel, &op);
+        let timeout = self.setup.timeouts.operation.as_secs() as u32;
+        let started = Instant::now();
+        let start = engine::start_script(&op, wl, wl.steps, self.setup.step_ms, Some(pid_base(index)));
+        let result = self.guest(kernel, &format!("start {w} for dump"), &start).and_then(|r| {
+            if r.rc != 0 {
+                return Err(format!("starting the workload failed: {}", r.output.trim()));
+            }
+            self.guest(kernel, &format!("dump {w}"), &engine::dump_script(&op, wl, wl.dump_after, timeout))
+        });
+        let outcome = match result {
+            Err(e) => Outcome::Broken(e),
+            Ok(r) => match r.rc {
+                rc::OK => Outcome::Ok,
+                rc::DUMP_FAILED => Outcome::Failed(criu_error(&out.join("dump.log"), "criu dump")),
+                _ => Outcome::Broken(format!("dump script rc {}: {}", r.rc, r.output.trim())),
+            },
+        };
+        OpRecord { outcome, secs: started.elapsed().as_secs_f64(), pid: read_pid(&out), out: Some(out), op: Some(op) }
+    }
+
+    /// Restores every cell's image set on `kernel` and judges the cells.
+    fn target_phase(&self, kernel: &str, cells: &[&Cell], src: &BTreeMap<(String, String), (OpRecord, OpRecord)>, artifacts: &Path) -> Vec<CellResult> {
+        let boot = self.ensure_vm(kernel);
+        let timeout = self.setup.timeouts.operation.as_secs() as u32;
+        // Restore all first (PIDs stay free), then wait for all.
+        let mut pending = Vec::new();
+        for cell in cells {
+            let (reference, dump) = &src[&(cell.workload.clone(), cell.src.clone())];
+            let mut stages = vec![
+                StageRecord { stage: Stage::BootSrc, outcome: Outcome::Ok, secs: self.boot_secs(&cell.src) },
+                reference.record(Stage::Reference),
+                dump.record(Stage::Dump),
+            ];
+            let mut conversion = Vec::new();
+            let ready = reference.outcome == Outcome::Ok && dump.outcome == Outcome::Ok;
+            let restore_op = self.op_id('x');
+            if ready {
+                let (transfer, step) = self.transfer(kernel, dump, &restore_op);
+                stages.push(transfer.clone());
+                let convert_ok = step.as_ref().map(|s| s.ok);
+                if let Some(step) = step {
+                    stages.push(StageRecord {
+                        stage: Stage::Convert,
+                        outcome: if step.ok { Outcome::Ok } else { Outcome::Broken(step.message.clone().unwrap_or_default()) },
+                        secs: step.secs,
+                    });
+                    conversion.push(step);
+                }
+                stages.push(StageRecord {
+                    stage: Stage::BootDst,
+                    outcome: match &boot {
+                        Ok(_) => Outcome::Ok,
+                        Err(e) => Outcome::Broken(format!("VM for {kernel} did not boot: {}", first_line(e))),
+                    },
+                    secs: *boot.as_ref().unwrap_or(&0.0),
+                });
+                if transfer.outcome == Outcome::Ok && convert_ok == Some(true) && boot.is_ok() {
+                    stages.push(self.restore(kernel, cell, &restore_op));
+                }
+            }
+            pending.push((cell, stages, conversion, restore_op));
+        }
+        pending
+            .into_iter()
+            .map(|(cell, mut stages, conversion, restore_op)| {
+                let (reference, dump) = &src[&(cell.workload.clone(), cell.src.clone())];
+                let restored = stages.last().is_some_and(|s| s.stage == Stage::Restore && s.outcome == Outcome::Ok);
+                if restored {
+                    stages.push(self.finish(kernel, cell, dump, &restore_op, timeout));
+                }
+                let expected = reference.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("transcript")).ok());
+                let actual = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("transcript")).ok();
+                let (status, reason) = if stages.last().is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok) {
+                    let t = Instant::now();
+                    let v = verdict::judge(&stages, expected.as_deref(), actual.as_deref());
+                    stages.push(StageRecord { stage: Stage::Compare, outcome: Outcome::Ok, secs: t.elapsed().as_secs_f64() });
+                    v
+                } else {
+                    verdict::judge(&stages, None, None)
+                };
+                let dir = self.save_artifacts(cell, status, artifacts, reference, dump, &self.share_out(kernel, &restore_op));
+                CellResult { cell: (*cell).clone(), status, reason, stages, conversion, artifacts: dir }
+            })
+            .collect()
+    }
+
+    fn boot_secs(&self, kernel: &str) -> f64 {
+        self.boot_times.lock().unwrap().get(kernel).copied().unwrap_or(0.0)
+    }
+
+    /// Copies the workload's files to the target's share and converts the
+    /// images into it.
+    fn transfer(&self, kernel: &str, dump: &OpRecord, restore_op: &OpPaths) -> (StageRecord, Option<StepRecord>) {
+        let src = dump.out.as_ref().expect("ok dump has a dir");
+        let dst = self.work.join(format!("vm-{kernel}")).join("in").join(&restore_op.id);
+        let t = Instant::now();
+        let copied = std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")));
+        let secs = t.elapsed().as_secs_f64();
+        if let Err(e) = copied {
+            let rec = StageRecord { stage: Stage::Transfer, outcome: Outcome::Broken(format!("copying the workload's files: {e}")), secs };
+            return (rec, None);
+        }
+        let engine = &self.setup.engine_id;
+        let step = convert::run_step(self.setup.converter.as_ref(), engine, engine, &src.join("img"), &dst.join("img"));
+        (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some(step))
+    }
+
+    fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths) -> StageRecord {
+        let wl = self.setup.library.get(&cell.workload).expect("plan validated");
+        let t = Instant::now();
+        let outcome = match self.guest(kernel, &format!("restore {}", cell.id), &engine::restore_script(op, wl)) {
+            Err(e) => Outcome::Broken(e),
+            Ok(r) if r.rc == rc::OK => Outcome::Ok,
+            Ok(r) if r.rc == rc::RESTORE_FAILED => Outcome::Failed(criu_error(&self.share_out(kernel, op).join("restore.log"), "criu restore")),
+            Ok(r) => Outcome::Broken(format!("restore script rc {}: {}", r.rc, r.output.trim())),
+        };
+        StageRecord { stage: Stage::Restore, outcome, secs: t.elapsed().as_secs_f64() }
+    }
+
+    fn finish(&self, kernel: &str, cell: &Cell, dump: &OpRecord, op: &OpPaths, timeout: u32) -> StageRecord {
+        let t = Instant::now();
+        let (Some(dump_op), Some(pid)) = (&dump.op, dump.pid) else {
+            return StageRecord { stage: Stage::Finish, outcome: Outcome::Broken("dump left no pid".into()), secs: 0.0 };
+        };
+        let script = engine::wait_script(op, dump_op, pid, timeout);
+        let last = || last_line(&self.share_out(kernel, op).join("transcript"));
+        let outcome = match self.guest(kernel, &format!("finish {}", cell.id), &script) {
+            Err(e) => Outcome::Broken(e),
+            Ok(r) => match r.rc {
+                rc::OK => Outcome::Ok,
+                rc::DIED => Outcome::Failed(format!("restored program exited before `done`; last transcript line `{}`", last())),
+                rc::FINISH_TIMEOUT => Outcome::Failed(format!("restored program did not finish within {timeout}s; last transcript line `{}`", last())),
+                other => Outcome::Broken(format!("wait script rc {other}: {}", r.output.trim())),
+            },
+        };
+        StageRecord { stage: Stage::Finish, outcome, secs: t.elapsed().as_secs_f64() }
+    }
+
+    /// Keeps transcripts and engine logs of every cell, and the images of
+    /// cells that did not pass.
+    fn save_artifacts(&self, cell: &Cell, status: Status, root: &Path, reference: &OpRecord, dump: &OpRecord, restored: &Path) -> Option<String> {
+        let rel = format!("cells/{}/{}--{}", cell.workload, cell.src, cell.dst);
+        let dir = root.join(&rel);
+        std::fs::create_dir_all(&dir).ok()?;
+        let copy = |from: Option<PathBuf>, name: &str| {
+            if let Some(f) = from.filter(|f| f.is_file()) {
+                let _ = std::fs::copy(f, dir.join(name));
+            }
+        };
+        copy(reference.out.as_ref().map(|d| d.join("transcript")), "reference.transcript");
+        copy(dump.out.as_ref().map(|d| d.join("dump.log")), "dump.log");
+        copy(Some(restored.join("restore.log")), "restore.log");
+        copy(Some(restored.join("transcript")), "restored.transcript");
+        copy(Some(restored.join("stdout")), "restored.stdout");
+        if status != Status::Pass {
+            if let Some(img) = dump.out.as_ref().map(|d| d.join("img")).filter(|d| d.is_dir()) {
+                let _ = crate::fsutil::copy_dir(&img, &dir.join("images"));
+            }
+        }
+        Some(rel)
+    }
+
+    /// Powers every VM off and returns their console logs.
+    fn shutdown_all(&self) -> Vec<VmRecord> {
+        let vms = std::mem::take(&mut *self.vms.lock().unwrap());
+        let mut consoles = std::mem::take(&mut *self.consoles.lock().unwrap());
+        for (kernel, handle) in vms {
+            let taken = handle.lock().unwrap().take();
+            if let Some((Slot::Up(vm), secs)) = taken {
+                let release = vm.release.clone();
+                consoles.insert(kernel, (release, vm.shutdown(), Some(secs)));
+            }
+        }
+        consoles
+            .into_iter()
+            .map(|(kernel, (release, console, boot_secs))| VmRecord { kernel, release, boot_secs, console })
+            .collect()
+    }
+}
+
+fn read_pid(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
+}
+
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path).ok().and_then(|t| t.lines().last().map(str::to_string)).unwrap_or_else(|| "(no transcript)".into())
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// The engine's error line from its log, or a note that it left none.
+fn criu_error(log: &Path, what: &str) -> String {
+    match std::fs::read_to_string(log) {
+        Ok(text) => engine::error_line(&text).unwrap_or_else(|| format!("{what} failed without an Error line in its log")),
+        Err(_) => format!("{what} failed and left no log"),
+    }
+}

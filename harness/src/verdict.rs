@@ -1,0 +1,142 @@
+//! Verdicts: pure functions from what was observed to PASS/FAIL/ERROR/SKIP.
+//!
+//! FAIL is for the system under test (the engine, the kernel, the restored
+//! program); ERROR is for crtest or its infrastructure (a VM that did not
+//! boot, a copy that failed); SKIP carries the reason the cell cannot run.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Pass,
+    Skip,
+    Fail,
+    Error,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Skip => "SKIP",
+        })
+    }
+}
+
+/// The stages of a cell, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    BootSrc,
+    Reference,
+    Dump,
+    Transfer,
+    Convert,
+    BootDst,
+    Restore,
+    Finish,
+    Compare,
+}
+
+/// How one stage went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "message", rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    /// The system under test failed; the message carries its own words.
+    Failed(String),
+    /// crtest or the infrastructure broke.
+    Broken(String),
+    NotRun,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub stage: Stage,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub secs: f64,
+}
+
+/// The verdict of a cell from its stage records: the first stage that did
+/// not go well decides; when all went well, the transcripts decide.
+pub fn judge(stages: &[StageRecord], expected: Option<&str>, actual: Option<&str>) -> (Status, Option<String>) {
+    for r in stages {
+        let name = serde_json::to_value(r.stage).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        match &r.outcome {
+            Outcome::Ok | Outcome::NotRun => {}
+            Outcome::Failed(m) => return (Status::Fail, Some(format!("{name}: {m}"))),
+            Outcome::Broken(m) => return (Status::Error, Some(format!("{name}: {m}"))),
+        }
+    }
+    match (expected, actual) {
+        (Some(e), Some(a)) => match first_difference(e, a) {
+            None => (Status::Pass, None),
+            Some(diff) => (Status::Fail, Some(format!("compare: {diff}"))),
+        },
+        _ => (Status::Error, Some("compare: a transcript is missing".into())),
+    }
+}
+
+/// Describes the first line where `actual` departs from `expected`.
+pub fn first_difference(expected: &str, actual: &str) -> Option<String> {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    for i in 0..e.len().max(a.len()) {
+        match (e.get(i), a.get(i)) {
+            (Some(x), Some(y)) if x == y => continue,
+            (Some(x), Some(y)) => return Some(format!("line {}: expected `{x}`, got `{y}`", i + 1)),
+            (Some(x), None) => return Some(format!("transcript ends after line {} (expected {} lines; next expected `{x}`)", a.len(), e.len())),
+            (None, Some(y)) => return Some(format!("line {}: unexpected extra line `{y}`", i + 1)),
+            (None, None) => unreachable!(),
+        }
+    }
+    // Same lines: only a trailing newline or CR could differ; byte equality is the contract.
+    (expected != actual).then(|| "transcripts differ in line endings".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(stage: Stage, outcome: Outcome) -> StageRecord {
+        StageRecord { stage, outcome, secs: 0.0 }
+    }
+
+    #[test]
+    fn identical_transcripts_pass() {
+        let s = [rec(Stage::Dump, Outcome::Ok), rec(Stage::Restore, Outcome::Ok)];
+        assert_eq!(judge(&s, Some("a\nb\n"), Some("a\nb\n")), (Status::Pass, None));
+    }
+
+    #[test]
+    fn first_bad_stage_decides_and_keeps_engine_words() {
+        let s = [
+            rec(Stage::Dump, Outcome::Ok),
+            rec(Stage::Restore, Outcome::Failed("Error (criu/cr-restore.c:1): 42 killed by signal 11: Segmentation fault".into())),
+            rec(Stage::Finish, Outcome::Broken("later".into())),
+        ];
+        let (st, why) = judge(&s, None, None);
+        assert_eq!(st, Status::Fail);
+        assert_eq!(why.unwrap(), "restore: Error (criu/cr-restore.c:1): 42 killed by signal 11: Segmentation fault");
+    }
+
+    #[test]
+    fn infrastructure_faults_are_errors() {
+        let s = [rec(Stage::BootDst, Outcome::Broken("no ready line within 180s".into()))];
+        assert_eq!(judge(&s, Some("x"), None).0, Status::Error);
+        assert_eq!(judge(&[], Some("x"), None).0, Status::Error);
+    }
+
+    #[test]
+    fn differences_are_described() {
+        assert_eq!(first_difference("a\nb\nc\n", "a\nB\nc\n").unwrap(), "line 2: expected `b`, got `B`");
+        assert!(first_difference("a\nb\n", "a\n").unwrap().starts_with("transcript ends after line 1 (expected 2 lines"));
+        assert_eq!(first_difference("a\n", "a\nz\n").unwrap(), "line 2: unexpected extra line `z`");
+        assert_eq!(first_difference("a\n", "a").unwrap(), "transcripts differ in line endings");
+        let (st, why) = judge(&[], Some("a\n"), Some("b\n"));
+        assert_eq!((st, why.unwrap().as_str()), (Status::Fail, "compare: line 1: expected `a`, got `b`"));
+    }
+}

@@ -1,0 +1,173 @@
+//! The workload library: `workloads/workloads.yaml` descriptions and the
+//! static binaries built from `workloads/NAME.c`.
+
+use crate::fsutil;
+use crate::kernel::Version;
+use crate::yaml::{self, ConfigError};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// glibc >= 2.35 registers rseq, which CRIU cannot dump on kernels before
+/// 5.13 (no PTRACE_GET_RSEQ_CONFIGURATION); workloads run without it unless
+/// their description sets GLIBC_TUNABLES itself.
+pub const DEFAULT_ENV: &[(&str, &str)] = &[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")];
+
+/// One entry of `workloads.yaml`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    pub summary: String,
+    #[serde(default)]
+    pub exercises: Vec<String>,
+    pub steps: u32,
+    pub dump_after: u32,
+    #[serde(default)]
+    pub dump_opts: Vec<String>,
+    #[serde(default)]
+    pub restore_opts: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub min_kernel: Option<String>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub skip_reason: Option<String>,
+}
+
+impl Workload {
+    /// The environment the workload runs with (defaults, then its own).
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = DEFAULT_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        env.extend(self.env.clone());
+        env
+    }
+
+    /// Why this workload cannot run on a kernel of `version`, if it cannot.
+    pub fn skip_on(&self, version: &Version) -> Option<String> {
+        let min = Version::parse(self.min_kernel.as_deref()?)?;
+        (*version < min).then(|| {
+            let why = self.skip_reason.clone().unwrap_or_else(|| "declared minimum kernel".into());
+            format!("{} needs kernel >= {min}: {why}", self.name)
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Library {
+    pub dir: PathBuf,
+    pub workloads: Vec<Workload>,
+}
+
+impl Library {
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join("workloads.yaml");
+        let (workloads, text): (Vec<Workload>, _) = yaml::load(&path)?;
+        for (i, w) in workloads.iter().enumerate() {
+            let line = yaml::line_of(&text, "- name", &w.name);
+            let err = |m: String| ConfigError::new(&path, line, m);
+            if workloads[..i].iter().any(|o| o.name == w.name) {
+                return Err(err(format!("workload `{}` appears twice", w.name)));
+            }
+            if w.dump_after == 0 || w.dump_after >= w.steps {
+                return Err(err(format!(
+                    "workload `{}`: expected 0 < dump_after < steps, got dump_after {} with steps {}",
+                    w.name, w.dump_after, w.steps
+                )));
+            }
+            if !dir.join(format!("{}.c", w.name)).is_file() {
+                return Err(err(format!("workload `{}`: expected its source at {}/{}.c", w.name, dir.display(), w.name)));
+            }
+            if let Some(min) = &w.min_kernel {
+                if Version::parse(min).is_none() {
+                    return Err(err(format!("workload `{}`: min_kernel expects a version like \"5.13\", got `{min}`", w.name)));
+                }
+            }
+        }
+        Ok(Library { dir: dir.to_path_buf(), workloads })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Workload> {
+        self.workloads.iter().find(|w| w.name == name)
+    }
+
+    /// Builds (or takes from the cache) the static binary of each named workload.
+    pub fn build(&self, names: &[String], cache: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+        let common = std::fs::read(self.dir.join("common.h")).unwrap_or_default();
+        let mut out = BTreeMap::new();
+        for name in names {
+            let src = self.dir.join(format!("{name}.c"));
+            let mut key = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+            key.extend_from_slice(&common);
+            key.extend_from_slice(CC_ARGS.join(" ").as_bytes());
+            let bin = cache.join("workloads").join(&fsutil::sha256_hex(&key)[..16]).join(name);
+            if !bin.is_file() {
+                compile(&src, &bin)?;
+            }
+            out.insert(name.clone(), std::fs::read(&bin)?);
+        }
+        Ok(out)
+    }
+}
+
+const CC_ARGS: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
+
+fn compile(src: &Path, bin: &Path) -> Result<()> {
+    let dir = bin.parent().unwrap();
+    std::fs::create_dir_all(dir)?;
+    let tmp = bin.with_extension("tmp");
+    let out = Command::new("cc")
+        .args(CC_ARGS)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(src)
+        .args(["-lpthread", "-lrt"])
+        .output()
+        .context("running cc (install gcc and libc6-dev)")?;
+    if !out.status.success() {
+        bail!("compiling {} failed:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    std::fs::rename(&tmp, bin)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lib(yaml: &str) -> Result<Library, ConfigError> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::write(dir.join("workloads.yaml"), yaml).unwrap();
+        std::fs::write(dir.join("a.c"), "int main(){return 0;}").unwrap();
+        Library::load(&dir)
+    }
+
+    #[test]
+    fn loads_and_checks_dump_point() {
+        let l = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n").unwrap();
+        assert_eq!(l.get("a").unwrap().environment()["GLIBC_TUNABLES"], "glibc.pthread.rseq=0");
+        let err = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 10\n").unwrap_err();
+        assert!(err.to_string().contains("workloads.yaml:1: workload `a`: expected 0 < dump_after < steps"), "{err}");
+    }
+
+    #[test]
+    fn missing_source_and_unknown_field() {
+        let err = lib("- name: b\n  summary: s\n  steps: 10\n  dump_after: 3\n").unwrap_err();
+        assert!(err.to_string().contains("expected its source at"), "{err}");
+        let err = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n  colour: red\n").unwrap_err();
+        assert_eq!(err.line, Some(5));
+    }
+
+    #[test]
+    fn skip_below_min_kernel() {
+        let mut w = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n").unwrap().workloads.remove(0);
+        w.min_kernel = Some("5.13".into());
+        w.skip_reason = Some("rseq".into());
+        assert_eq!(w.skip_on(&Version(vec![5, 10])).as_deref(), Some("a needs kernel >= 5.13: rseq"));
+        assert_eq!(w.skip_on(&Version(vec![6, 1])), None);
+    }
+}

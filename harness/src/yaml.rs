@@ -1,0 +1,82 @@
+//! YAML loading with errors that name the file, the line and what was expected.
+
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// A configuration error located in a file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.to_path_buf(), line, message: message.into() }
+    }
+}
+
+/// Reads and deserializes `path`.
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+    let value = parse(path, &text)?;
+    Ok((value, text))
+}
+
+/// Deserializes `text`, attributing errors to `path`.
+pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        // serde_yaml_ng appends "at line X column Y"; the prefix already says it.
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        ConfigError::new(path, line, msg)
+    })
+}
+
+/// The 1-based line of the first occurrence of `needle` after the line that
+/// starts `section` (for errors found after parsing, which has no spans).
+pub fn line_of(text: &str, section: &str, needle: &str) -> Option<usize> {
+    let start = text.lines().position(|l| l.trim_start().starts_with(&format!("{section}:"))).unwrap_or(0);
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        a: u32,
+    }
+
+    #[test]
+    fn error_names_file_and_line() {
+        let err = parse::<T>(Path::new("m.yaml"), "a: 1\nb: 2\n").unwrap_err();
+        assert_eq!(err.line, Some(2));
+        let text = err.to_string();
+        assert!(text.starts_with("m.yaml:2: unknown field `b`"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let err = parse::<T>(Path::new("m.yaml"), "\n\na: many\n").unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn line_of_searches_within_section() {
+        let text = "kernels: [\"6.1\"]\nworkloads:\n  - counter\n  - \"6.1\"\n";
+        assert_eq!(line_of(text, "workloads", "6.1"), Some(4));
+        assert_eq!(line_of(text, "kernels", "6.1"), Some(1));
+    }
+}
