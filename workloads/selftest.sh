@@ -73,18 +73,18 @@ run_once() {
 		# (namespaces) names it in dump_root.pid.
 		root=$pid
 		[ -s "$dir/dump_root.pid" ] && root=$(cat "$dir/dump_root.pid")
-		kill -STOP -- -"$root" 2>/dev/null || kill -STOP "$root"
+		kill -STOP -- -"$root" 2>/dev/null || kill -STOP "$root" 2>/dev/null
 		sleep 2
-		kill -CONT -- -"$root" 2>/dev/null || kill -CONT "$root"
+		kill -CONT -- -"$root" 2>/dev/null || kill -CONT "$root" 2>/dev/null
 	fi
 	# Poll instead of a watchdog process so nothing outlives the run.
-	for ((i = 0; i < 1200; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -KILL -- -"$pid" 2>/dev/null
-		wait "$pid"
+		wait "$pid" 2>/dev/null
 		echo "$mode run: timed out"
 		return
 	fi

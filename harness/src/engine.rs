@@ -82,7 +82,9 @@ fn quote(s: &str) -> String {
 /// (the dumped tree keeps its PIDs on restore, so each dump gets a range).
 pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_base: Option<u32>) -> String {
     let env: Vec<String> = w.environment().iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
-    let bump = pid_base.map(|p| format!("echo {} >/proc/sys/kernel/ns_last_pid || exit {}\n", p - 1, rc::SETUP)).unwrap_or_default();
+    let bump = pid_base
+        .map(|p| format!("echo {} >/proc/sys/kernel/ns_last_pid || exit {}\n", p - 1, rc::SETUP))
+        .unwrap_or_default();
     format!(
         "{PRELUDE}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
 env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} \"$D\" {steps} </dev/null >/run/crtest/{id}.stdout 2>&1 &\n\
@@ -92,7 +94,7 @@ echo $! >\"$OUT/pid\"\n",
         setup = rc::SETUP,
         env = env.join(" "),
         bin = WORKLOAD_BIN_DIR,
-        name = w.name,
+        name = w.program(),
         id = op.id,
     )
 }
@@ -114,8 +116,8 @@ mkdir -p /tmp/img-{id}
 criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 {opts}
 rc=$?
 cp /tmp/img-{id}/dump.log "$OUT/dump.log"
-[ $rc = 0 ] || exit {failed}
-cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" || exit {copy}
+[ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
+cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
 rm -rf /tmp/img-{id}
 "#,
         dir = op.dir(),
@@ -139,7 +141,7 @@ mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" && cp -a "$IN/img" /tmp/img-{
 criu restore -D /tmp/img-{id} -d -o restore.log -v4 {opts}
 rc=$?
 cp /tmp/img-{id}/restore.log "$OUT/restore.log"
-[ $rc = 0 ] || exit {failed}
+[ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
 "#,
         id = op.id,
         out = op.out(),
@@ -176,9 +178,14 @@ exit $code
 }
 
 /// The engine's own words for why it failed: the first `Error (...)` line of
-/// a CRIU log, without the timestamp.
+/// a CRIU log, without the timestamp. Passed over: errors CRIU logs while
+/// probing the kernel and then carries on from (a helper command that exited
+/// non-zero, a missing diag module), and the closing "Dumping FAILED."
+/// summary, unless nothing else is there.
 pub fn error_line(log: &str) -> Option<String> {
-    error_lines(log).into_iter().next()
+    const NOISE: &[&str] = &["): exited, status=", "Diag module missing", "FAILED."];
+    let lines = error_lines(log);
+    lines.iter().find(|l| !NOISE.iter().any(|n| l.contains(n))).or(lines.last()).cloned()
 }
 
 /// Every `Error (...)` line of a CRIU log, without timestamps.
@@ -204,15 +211,26 @@ mod tests {
     use super::*;
 
     fn w() -> Workload {
-        serde_yaml_ng::from_str("name: counter\nsummary: s\nsteps: 40\ndump_after: 10\ndump_opts: [\"--tcp-established\"]\n").unwrap()
+        serde_yaml_ng::from_str(
+            "name: counter\nsummary: s\nsteps: 40\ndump_after: 10\ndump_opts: [\"--tcp-established\"]\n",
+        )
+        .unwrap()
     }
 
     #[test]
     fn criu_error_lines_lose_timestamps() {
         let log = "(00.001) Warn (criu/kerndat.c:1): x\n(00.100) Error (criu/cr-dump.c:1314): 1 has rseq but kernel lacks get_rseq_conf feature\n(00.2) Error (criu/cr-dump.c:1700): Dumping FAILED.\n";
-        assert_eq!(error_line(log).as_deref(), Some("Error (criu/cr-dump.c:1314): 1 has rseq but kernel lacks get_rseq_conf feature"));
+        assert_eq!(
+            error_line(log).as_deref(),
+            Some("Error (criu/cr-dump.c:1314): 1 has rseq but kernel lacks get_rseq_conf feature")
+        );
         assert_eq!(error_lines(log).len(), 2);
         assert_eq!(error_line("all good"), None);
+        let summary_first = "(0.1) Error (criu/cr-dump.c:1): Dumping FAILED.\n(0.2) Error (criu/x.c:2): real\n";
+        assert_eq!(error_line(summary_first).as_deref(), Some("Error (criu/x.c:2): real"));
+        assert_eq!(error_line("(0.1) Error (a): Restoring FAILED.").as_deref(), Some("Error (a): Restoring FAILED."));
+        let probe_noise = "(0.03) Error (criu/util.c:642): exited, status=1\n(0.4) Error (criu/cr-dump.c:203): 200000 has rseq but kernel lacks get_rseq_conf feature\n(0.5) Error (criu/cr-dump.c:1674): Dump core (pid: 200000) failed with -1\n";
+        assert!(error_line(probe_noise).unwrap().ends_with("has rseq but kernel lacks get_rseq_conf feature"));
     }
 
     #[test]

@@ -21,8 +21,20 @@ const REQUIRED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
 /// Modules CRIU probes for (kerndat) before it will dump at all.
 const CRIU_MODULES: &[&str] = &[
     // libcrc32c (for nf_tables) needs the crc32c algorithm first; the guest has no modprobe.
-    "crc32c_generic", "unix_diag", "inet_diag", "tcp_diag", "udp_diag", "raw_diag", "netlink_diag", "packet_diag", "tun", "veth",
-    "nf_tables", "nft_ct", "nf_conntrack", "nft_compat",
+    "crc32c_generic",
+    "unix_diag",
+    "inet_diag",
+    "tcp_diag",
+    "udp_diag",
+    "raw_diag",
+    "netlink_diag",
+    "af_packet_diag",
+    "tun",
+    "veth",
+    "nf_tables",
+    "nft_ct",
+    "nf_conntrack",
+    "nft_compat",
 ];
 
 /// A built guest image.
@@ -59,7 +71,12 @@ impl Tree {
 
 /// Builds the image for `kernel` with `engine` and `workloads`, or reuses the
 /// cached one with the same content.
-pub fn build(kernel: &Kernel, engine: &Engine, workloads: &BTreeMap<String, Vec<u8>>, cache: &Path) -> Result<GuestImage> {
+pub fn build(
+    kernel: &Kernel,
+    engine: &Engine,
+    workloads: &BTreeMap<String, Vec<u8>>,
+    cache: &Path,
+) -> Result<GuestImage> {
     let mut tree = Tree::default();
     let mut notes = Vec::new();
     for dir in ["proc", "sys", "dev", "tmp", "run", "root", "mnt/xfer", "var/tmp"] {
@@ -99,9 +116,14 @@ fn add_modules(tree: &mut Tree, kernel: &Kernel, notes: &mut Vec<String>) -> Res
     };
     let wanted: Vec<&str> = REQUIRED_MODULES.iter().chain(CRIU_MODULES).copied().collect();
     let (closure, loaded) = modules::resolve(dir, &wanted)?;
-    let missing_required: Vec<&String> = closure.missing.iter().filter(|m| REQUIRED_MODULES.contains(&m.as_str())).collect();
+    let missing_required: Vec<&String> =
+        closure.missing.iter().filter(|m| REQUIRED_MODULES.contains(&m.as_str())).collect();
     if !missing_required.is_empty() {
-        bail!("kernel {}: required modules {missing_required:?} are neither in {} nor built in", kernel.id, dir.display());
+        bail!(
+            "kernel {}: required modules {missing_required:?} are neither in {} nor built in",
+            kernel.id,
+            dir.display()
+        );
     }
     if !closure.missing.is_empty() {
         notes.push(format!("kernel {}: modules not available: {}", kernel.id, closure.missing.join(", ")));
@@ -193,7 +215,9 @@ mod tests {
 
     #[test]
     fn static_elf_detection() {
-        assert!(is_static_elf(&std::fs::read("/bin/busybox").unwrap_or_default()) || !Path::new("/bin/busybox").exists());
+        assert!(
+            is_static_elf(&std::fs::read("/bin/busybox").unwrap_or_default()) || !Path::new("/bin/busybox").exists()
+        );
         assert!(!is_static_elf(&std::fs::read("/bin/ls").unwrap()));
         assert!(!is_static_elf(b"#!/bin/sh"));
     }

@@ -117,10 +117,19 @@ fn dispatch(command: Command) -> Result<i32> {
 }
 
 fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
-    let path = if select.matrix.is_relative() && !select.matrix.exists() { project.root.join(&select.matrix) } else { select.matrix.clone() };
+    let path = if select.matrix.is_relative() && !select.matrix.exists() {
+        project.root.join(&select.matrix)
+    } else {
+        select.matrix.clone()
+    };
     let matrix = Matrix::load(&path, &project.catalog, &project.library)?;
     for k in &select.kernels {
-        anyhow::ensure!(matrix.kernels.contains(k), "--kernel {k}: not a kernel of {} (it has {})", path.display(), matrix.kernels.join(", "));
+        anyhow::ensure!(
+            matrix.kernels.contains(k),
+            "--kernel {k}: not a kernel of {} (it has {})",
+            path.display(),
+            matrix.kernels.join(", ")
+        );
     }
     for w in &select.workloads {
         anyhow::ensure!(matrix.workloads.contains(w), "--workload {w}: not a workload of {}", path.display());
@@ -132,6 +141,7 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
 
 fn run(args: RunArgs) -> Result<i32> {
     let started = Instant::now();
+    crtest::reaper::install();
     let project = Project::load()?;
     let (matrix, plan) = load_plan(&project, &args.select)?;
     let progress = Progress::new(args.verbose);
@@ -147,7 +157,12 @@ fn run(args: RunArgs) -> Result<i32> {
         engine_id: engine.id.clone(),
         kernels,
         images,
-        vm: VmConfig { accel, memory_mb: matrix.memory_mb, boot_timeout: matrix.timeouts.boot },
+        vm: VmConfig {
+            accel,
+            memory_mb: matrix.memory_mb,
+            cpu: matrix.cpu.clone(),
+            boot_timeout: matrix.timeouts.boot,
+        },
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
         converter: Box::new(convert::Identity),
@@ -163,6 +178,7 @@ fn run(args: RunArgs) -> Result<i32> {
     );
     let staging = Staging::new(&args.out)?;
     let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
+    crtest::reaper::scratch(work.path());
     let out = runner::run(&plan, &setup, args.jobs, work.path(), &staging.dir, &progress)?;
 
     let summary = Summary::of(&out.cells);
@@ -175,7 +191,15 @@ fn run(args: RunArgs) -> Result<i32> {
         .iter()
         .map(|(id, k)| {
             let (boot_secs, console) = vm_info.get(id).cloned().map(|(b, c)| (b, Some(c))).unwrap_or((None, None));
-            (id.clone(), report::json::KernelInfo { release: k.release.clone(), packages: k.packages.clone(), boot_secs, console })
+            (
+                id.clone(),
+                report::json::KernelInfo {
+                    release: k.release.clone(),
+                    packages: k.packages.clone(),
+                    boot_secs,
+                    console,
+                },
+            )
         })
         .collect();
     let results = report::json::Results {
@@ -189,7 +213,9 @@ fn run(args: RunArgs) -> Result<i32> {
         summary,
         cells: &out.cells,
     };
-    let grid = report::grid::render(&out.cells, &matrix.kernels);
+    let shown: Vec<String> =
+        matrix.kernels.iter().filter(|k| plan.cells.iter().any(|c| &c.src == *k || &c.dst == *k)).cloned().collect();
+    let grid = report::grid::render(&out.cells, &shown);
     staging.write("grid.txt", grid.as_bytes())?;
     staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
     staging.write("results.json", &report::json::render(&results)?)?;

@@ -50,6 +50,7 @@ struct RawTimeouts {
 #[serde(deny_unknown_fields)]
 struct RawVm {
     memory_mb: Option<u32>,
+    cpu: Option<String>,
     accel: Option<String>,
 }
 
@@ -89,6 +90,7 @@ pub struct Matrix {
     pub pairs: Vec<(String, String)>,
     pub timeouts: Timeouts,
     pub memory_mb: u32,
+    pub cpu: String,
     pub accel: AccelChoice,
     pub step_ms: u32,
 }
@@ -103,7 +105,10 @@ impl Matrix {
         for k in &raw.kernels {
             if catalog.get(k).is_none() {
                 let known: Vec<&str> = catalog.kernels.iter().map(|k| k.id.as_str()).collect();
-                return Err(err(at("kernels", k), format!("unknown kernel `{k}`: expected one of the catalog's ids ({})", known.join(", "))));
+                return Err(err(
+                    at("kernels", k),
+                    format!("unknown kernel `{k}`: expected one of the catalog's ids ({})", known.join(", ")),
+                ));
             }
         }
         for w in &raw.workloads {
@@ -118,18 +123,22 @@ impl Matrix {
         kernels.sort_by_key(|k| catalog.rank(k));
         kernels.dedup();
         let pairs = match raw.pairs.unwrap_or(RawPairs::One("all".into())) {
-            RawPairs::One(kind) => expand(&kind, &kernels).ok_or_else(|| err(at("pairs", &kind), format!("unknown pairs `{kind}`: expected {PAIR_KINDS}")))?,
+            RawPairs::One(kind) => expand(&kind, &kernels)
+                .ok_or_else(|| err(at("pairs", &kind), format!("unknown pairs `{kind}`: expected {PAIR_KINDS}")))?,
             RawPairs::Many(list) => {
                 let mut out = Vec::new();
                 for item in list {
                     match item {
-                        RawPair::Kind(kind) => out.extend(
-                            expand(&kind, &kernels).ok_or_else(|| err(at("pairs", &kind), format!("unknown pairs `{kind}`: expected {PAIR_KINDS}")))?,
-                        ),
+                        RawPair::Kind(kind) => out.extend(expand(&kind, &kernels).ok_or_else(|| {
+                            err(at("pairs", &kind), format!("unknown pairs `{kind}`: expected {PAIR_KINDS}"))
+                        })?),
                         RawPair::Explicit([s, d]) => {
                             for k in [&s, &d] {
                                 if !kernels.contains(k) {
-                                    return Err(err(at("pairs", k), format!("pair [{s}, {d}]: kernel `{k}` is not in this matrix's `kernels`")));
+                                    return Err(err(
+                                        at("pairs", k),
+                                        format!("pair [{s}, {d}]: kernel `{k}` is not in this matrix's `kernels`"),
+                                    ));
                                 }
                             }
                             out.push((s, d));
@@ -156,6 +165,7 @@ impl Matrix {
                 operation: Duration::from_secs(raw.timeouts.operation.unwrap_or(180)),
             },
             memory_mb: raw.vm.memory_mb.unwrap_or(1024),
+            cpu: raw.vm.cpu.unwrap_or_else(|| "max".into()),
             accel,
             step_ms: raw.step_ms.unwrap_or(100),
         })
@@ -232,7 +242,10 @@ pub(crate) mod tests {
 
     #[test]
     fn mixed_pair_list() {
-        let m = matrix("kernels: [\"5.10\", \"6.1\"]\nworkloads: [counter]\npairs:\n  - diagonal\n  - [\"6.1\", \"5.10\"]\n").unwrap();
+        let m = matrix(
+            "kernels: [\"5.10\", \"6.1\"]\nworkloads: [counter]\npairs:\n  - diagonal\n  - [\"6.1\", \"5.10\"]\n",
+        )
+        .unwrap();
         assert_eq!(m.pairs.len(), 3);
     }
 
@@ -240,7 +253,10 @@ pub(crate) mod tests {
     fn errors_name_file_line_and_expectation() {
         let e = matrix("kernels:\n  - \"6.1\"\n  - \"9.9\"\nworkloads: [counter]\n").unwrap_err();
         assert_eq!(e.line, Some(3), "{e}");
-        assert!(e.to_string().contains("unknown kernel `9.9`: expected one of the catalog's ids (5.10, 6.1, 6.12)"), "{e}");
+        assert!(
+            e.to_string().contains("unknown kernel `9.9`: expected one of the catalog's ids (5.10, 6.1, 6.12)"),
+            "{e}"
+        );
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: sideways\n").unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(e.to_string().contains("expected all, diagonal"), "{e}");

@@ -29,11 +29,7 @@ pub fn parse_depends(ko: &[u8]) -> Vec<String> {
     };
     let rest = &ko[at + KEY.len()..];
     let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-    String::from_utf8_lossy(&rest[..end])
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.replace('-', "_"))
-        .collect()
+    String::from_utf8_lossy(&rest[..end]).split(',').filter(|s| !s.is_empty()).map(|s| s.replace('-', "_")).collect()
 }
 
 /// Every loadable module of one kernel, by name.
@@ -54,10 +50,7 @@ impl ModuleIndex {
         })
         .with_context(|| format!("scanning modules in {}", modules_dir.display()))?;
         if let Ok(text) = std::fs::read_to_string(modules_dir.join("modules.builtin")) {
-            index.builtin = text
-                .lines()
-                .filter_map(|l| l.rsplit('/').next().and_then(module_name))
-                .collect();
+            index.builtin = text.lines().filter_map(|l| l.rsplit('/').next().and_then(module_name)).collect();
         }
         Ok(index)
     }
@@ -151,7 +144,10 @@ fn visit(
 
 /// Loads the closure of `wanted` from a kernel's module tree, returning
 /// (name, decompressed bytes) in load order.
-pub fn resolve(modules_dir: &Path, wanted: &[&str]) -> Result<(Closure, Vec<(String, Vec<u8>)>)> {
+/// A module to load: its name and decompressed bytes.
+pub type Loaded = (String, Vec<u8>);
+
+pub fn resolve(modules_dir: &Path, wanted: &[&str]) -> Result<(Closure, Vec<Loaded>)> {
     let index = ModuleIndex::scan(modules_dir)?;
     let mut bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut error = None;

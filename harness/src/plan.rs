@@ -48,7 +48,13 @@ impl Plan {
                     let version = &catalog.get(k).expect("matrix validated against catalog").version;
                     workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
                 });
-                cells.push(Cell { id: cell_id(w, src, dst), workload: w.clone(), src: src.clone(), dst: dst.clone(), skip });
+                cells.push(Cell {
+                    id: cell_id(w, src, dst),
+                    workload: w.clone(),
+                    src: src.clone(),
+                    dst: dst.clone(),
+                    skip,
+                });
             }
         }
         Plan { cells }

@@ -2,6 +2,7 @@
 //! binaries, the engine, guest images and the accelerator choice.
 
 use crate::engine::Engine;
+use crate::fsutil;
 use crate::guest::{self, GuestImage};
 use crate::kernel::{fetch, Catalog, Kernel};
 use crate::matrix::AccelChoice;
@@ -9,7 +10,6 @@ use crate::plan::Plan;
 use crate::runner::{Event, Reporter};
 use crate::vm::{Accel, BootSpec, Vm, VmConfig};
 use crate::workload::Library;
-use crate::fsutil;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,11 +45,19 @@ impl Project {
 }
 
 /// Fetches every kernel `ids` names (no-op when cached).
-pub fn kernels(project: &Project, ids: &[String], cache: &Path, reporter: &dyn Reporter) -> Result<BTreeMap<String, Kernel>> {
+pub fn kernels(
+    project: &Project,
+    ids: &[String],
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, Kernel>> {
     let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
     ids.iter()
         .map(|id| {
-            let spec = project.catalog.get(id).with_context(|| format!("kernel `{id}` is not in {}", project.catalog.path.display()))?;
+            let spec = project
+                .catalog
+                .get(id)
+                .with_context(|| format!("kernel `{id}` is not in {}", project.catalog.path.display()))?;
             let k = fetch::fetch(cache, spec, &log).with_context(|| format!("fetching kernel {id}"))?;
             Ok((id.clone(), k))
         })
@@ -57,12 +65,21 @@ pub fn kernels(project: &Project, ids: &[String], cache: &Path, reporter: &dyn R
 }
 
 /// Builds the guest image of every kernel with `engine` and the plan's workloads.
-pub fn images(project: &Project, plan: &Plan, kernels: &BTreeMap<String, Kernel>, engine: &Engine, cache: &Path, reporter: &dyn Reporter) -> Result<BTreeMap<String, GuestImage>> {
-    let names: Vec<String> = plan.runnable().map(|c| c.workload.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+pub fn images(
+    project: &Project,
+    plan: &Plan,
+    kernels: &BTreeMap<String, Kernel>,
+    engine: &Engine,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, GuestImage>> {
+    let names: Vec<String> =
+        plan.runnable().map(|c| c.workload.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let binaries = project.library.build(&names, cache)?;
     let mut out = BTreeMap::new();
     for (id, kernel) in kernels {
-        let image = guest::build(kernel, engine, &binaries, cache).with_context(|| format!("building the guest image for kernel {id}"))?;
+        let image = guest::build(kernel, engine, &binaries, cache)
+            .with_context(|| format!("building the guest image for kernel {id}"))?;
         for note in &image.notes {
             reporter.event(&Event::Notice(note.clone()));
         }
@@ -74,7 +91,12 @@ pub fn images(project: &Project, plan: &Plan, kernels: &BTreeMap<String, Kernel>
 /// Picks the accelerator. `auto` uses KVM only after a probe boot succeeds
 /// (on some hosts /dev/kvm opens but nested guests die), remembering the
 /// answer per host kernel and QEMU version.
-pub fn accel(choice: AccelChoice, probe: Option<(&Kernel, &GuestImage)>, cache: &Path, reporter: &dyn Reporter) -> Accel {
+pub fn accel(
+    choice: AccelChoice,
+    probe: Option<(&Kernel, &GuestImage)>,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Accel {
     let AccelChoice::Auto = choice else {
         let AccelChoice::Force(a) = choice else { unreachable!() };
         return a;
@@ -97,21 +119,32 @@ pub fn accel(choice: AccelChoice, probe: Option<(&Kernel, &GuestImage)>, cache: 
     if ok {
         Accel::Kvm
     } else {
-        reporter.event(&Event::Notice("KVM probe boot failed on this host: guests run under TCG (software emulation)".into()));
+        reporter.event(&Event::Notice(
+            "KVM probe boot failed on this host: guests run under TCG (software emulation)".into(),
+        ));
         Accel::Tcg
     }
 }
 
 fn probe_key() -> String {
     let uname = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let qemu = std::process::Command::new("qemu-system-x86_64").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let qemu = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     format!("{}|{}", uname.trim(), qemu.lines().next().unwrap_or(""))
 }
 
 fn probe_kvm(kernel: &Kernel, image: &GuestImage) -> bool {
     let Ok(share) = tempfile::tempdir() else { return false };
-    let spec = BootSpec { kernel_id: kernel.id.clone(), kernel_image: kernel.vmlinuz.clone(), initrd: image.initrd.clone(), share: share.path().to_path_buf() };
-    let cfg = VmConfig { accel: Accel::Kvm, memory_mb: 512, boot_timeout: Duration::from_secs(30) };
+    let spec = BootSpec {
+        kernel_id: kernel.id.clone(),
+        kernel_image: kernel.vmlinuz.clone(),
+        initrd: image.initrd.clone(),
+        share: share.path().to_path_buf(),
+    };
+    let cfg = VmConfig { accel: Accel::Kvm, memory_mb: 512, cpu: "max".into(), boot_timeout: Duration::from_secs(30) };
     match Vm::boot(&spec, &cfg) {
         Ok(vm) => {
             vm.shutdown();

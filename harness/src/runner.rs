@@ -13,7 +13,7 @@ use crate::kernel::Kernel;
 use crate::matrix::Timeouts;
 use crate::plan::{Cell, Plan};
 use crate::verdict::{self, Outcome, Stage, StageRecord, Status};
-use crate::vm::{BootSpec, Vm, VmConfig, VmError};
+use crate::vm::{BootSpec, Vm, VmConfig};
 use crate::workload::Library;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -102,22 +102,32 @@ impl OpRecord {
 
 /// A VM slot: booted, failed to boot, or broken by a later fault.
 enum Slot {
-    Up(Vm),
+    Up(Box<Vm>),
     Down(String),
 }
+
+type VmHandle = Arc<Mutex<Option<(Slot, f64)>>>;
 
 struct Runner<'a> {
     setup: &'a Setup,
     work: &'a Path,
     reporter: &'a dyn Reporter,
     /// One lock per VM, so VMs run their commands in parallel.
-    vms: Mutex<BTreeMap<String, Arc<Mutex<Option<(Slot, f64)>>>>>,
-    consoles: Mutex<BTreeMap<String, (String, String, Option<f64>)>>,
+    vms: Mutex<BTreeMap<String, VmHandle>>,
+    /// Console logs of VMs that are gone, by kernel.
+    consoles: Mutex<BTreeMap<String, VmRecord>>,
     boot_times: Mutex<BTreeMap<String, f64>>,
     next_op: AtomicU32,
 }
 
-pub fn run(plan: &Plan, setup: &Setup, jobs: usize, work: &Path, artifacts: &Path, reporter: &dyn Reporter) -> anyhow::Result<RunOutput> {
+pub fn run(
+    plan: &Plan,
+    setup: &Setup,
+    jobs: usize,
+    work: &Path,
+    artifacts: &Path,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<RunOutput> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
     let runner = Runner {
         setup,
@@ -129,7 +139,8 @@ pub fn run(plan: &Plan, setup: &Setup, jobs: usize, work: &Path, artifacts: &Pat
         next_op: AtomicU32::new(0),
     };
     let dumps: Vec<(String, String)> = plan.dumps().into_iter().collect();
-    let sources: Vec<String> = dumps.iter().map(|(_, s)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let sources: Vec<String> =
+        dumps.iter().map(|(_, s)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
 
     // Phase A: references and dumps on every source kernel.
     let src_records: BTreeMap<(String, String), (OpRecord, OpRecord)> = pool.install(|| {
@@ -186,7 +197,7 @@ impl Runner<'_> {
         OpPaths::new(&format!("{kind}{}", self.next_op.fetch_add(1, Ordering::SeqCst)))
     }
 
-    fn slot(&self, kernel: &str) -> Arc<Mutex<Option<(Slot, f64)>>> {
+    fn slot(&self, kernel: &str) -> VmHandle {
         self.vms.lock().unwrap().entry(kernel.to_string()).or_default().clone()
     }
 
@@ -210,15 +221,25 @@ impl Runner<'_> {
         };
         let (slot, secs, result) = match Vm::boot(&spec, &self.setup.vm) {
             Ok(vm) => {
-                self.reporter.event(&Event::Booted { kernel: kernel.into(), release: vm.release.clone(), secs: vm.boot_secs });
+                self.reporter.event(&Event::Booted {
+                    kernel: kernel.into(),
+                    release: vm.release.clone(),
+                    secs: vm.boot_secs,
+                });
                 let secs = vm.boot_secs;
                 self.boot_times.lock().unwrap().insert(kernel.into(), secs);
-                (Slot::Up(vm), secs, Ok(secs))
+                (Slot::Up(Box::new(vm)), secs, Ok(secs))
             }
             Err(e) => {
                 let msg = e.to_string();
                 self.reporter.event(&Event::BootFailed { kernel: kernel.into(), error: msg.clone() });
-                self.consoles.lock().unwrap().insert(kernel.into(), (k.release.clone(), msg.clone(), None));
+                let record = VmRecord {
+                    kernel: kernel.into(),
+                    release: k.release.clone(),
+                    boot_secs: None,
+                    console: msg.clone(),
+                };
+                self.consoles.lock().unwrap().insert(kernel.into(), record);
                 (Slot::Down(msg.clone()), 0.0, Err(msg))
             }
         };
@@ -239,23 +260,35 @@ impl Runner<'_> {
         let result = vm.run(label, script, self.setup.timeouts.operation);
         match result {
             Ok(r) => {
-                self.reporter.event(&Event::Op { kernel: kernel.into(), label: label.into(), ok: r.rc == 0, secs: r.secs });
+                self.reporter.event(&Event::Op {
+                    kernel: kernel.into(),
+                    label: label.into(),
+                    ok: r.rc == 0,
+                    secs: r.secs,
+                });
                 Ok(r)
             }
             Err(e) => {
                 let msg = e.to_string();
                 if let Slot::Up(vm) = std::mem::replace(slot, Slot::Down(msg.clone())) {
-                    self.keep_console(vm, &e);
+                    self.keep_console(*vm);
                 }
                 Err(msg)
             }
         }
     }
 
-    fn keep_console(&self, vm: Vm, _why: &VmError) {
-        let (kernel, release, secs) = (vm.kernel_id.clone(), vm.release.clone(), vm.boot_secs);
+    /// Powers a VM off and keeps its console log for the report.
+    fn keep_console(&self, vm: Vm) {
+        let kernel = vm.kernel_id.clone();
+        let record = VmRecord {
+            kernel: kernel.clone(),
+            release: vm.release.clone(),
+            boot_secs: Some(vm.boot_secs),
+            console: String::new(),
+        };
         let console = vm.shutdown();
-        self.consoles.lock().unwrap().insert(kernel, (release, console, Some(secs)));
+        self.consoles.lock().unwrap().insert(kernel, VmRecord { console, ..record });
     }
 
     fn share_out(&self, kernel: &str, op: &OpPaths) -> PathBuf {
@@ -276,8 +309,21 @@ impl Runner<'_> {
             .map(|(_, w)| {
                 let wl = lib.get(w).expect("plan validated");
                 let op = self.op_id('r');
-                let started = self.guest(kernel, &format!("start reference {w}"), &engine::start_script(&op, wl, wl.steps, step_ms, None));
-                (op, started.and_then(|r| if r.rc == 0 { Ok(()) } else { Err(format!("starting the reference run failed: {}", r.output.trim())) }))
+                let started = self.guest(
+                    kernel,
+                    &format!("start reference {w}"),
+                    &engine::start_script(&op, wl, wl.steps, step_ms, None),
+                );
+                (
+                    op,
+                    started.and_then(|r| {
+                        if r.rc == 0 {
+                            Ok(())
+                        } else {
+                            Err(format!("starting the reference run failed: {}", r.output.trim()))
+                        }
+                    }),
+                )
             })
             .collect();
         let dumps: Vec<OpRecord> = workloads.iter().map(|(i, w)| self.dump(kernel, *i, w)).collect();
@@ -290,7 +336,11 @@ impl Runner<'_> {
                     let pid = read_pid(&self.share_out(kernel, &op));
                     let t = Instant::now();
                     let r = pid.ok_or("reference run wrote no pid".to_string()).and_then(|pid| {
-                        self.guest(kernel, &format!("finish reference {w}"), &engine::wait_script(&op, &op, pid, timeout))
+                        self.guest(
+                            kernel,
+                            &format!("finish reference {w}"),
+                            &engine::wait_script(&op, &op, pid, timeout),
+                        )
                     });
                     let outcome = match r {
                         Err(e) => Outcome::Broken(e),
@@ -301,7 +351,13 @@ impl Runner<'_> {
                             last_line(&self.share_out(kernel, &op).join("transcript"))
                         )),
                     };
-                    OpRecord { outcome, secs: t.elapsed().as_secs_f64(), out: Some(self.share_out(kernel, &op)), op: Some(op), pid: None }
+                    OpRecord {
+                        outcome,
+                        secs: t.elapsed().as_secs_f64(),
+                        out: Some(self.share_out(kernel, &op)),
+                        op: Some(op),
+                        pid: None,
+                    }
                 }
             };
             out.push((w.to_string(), (reference, dump)));
@@ -334,7 +390,13 @@ impl Runner<'_> {
     }
 
     /// Restores every cell's image set on `kernel` and judges the cells.
-    fn target_phase(&self, kernel: &str, cells: &[&Cell], src: &BTreeMap<(String, String), (OpRecord, OpRecord)>, artifacts: &Path) -> Vec<CellResult> {
+    fn target_phase(
+        &self,
+        kernel: &str,
+        cells: &[&Cell],
+        src: &BTreeMap<(String, String), (OpRecord, OpRecord)>,
+        artifacts: &Path,
+    ) -> Vec<CellResult> {
         let boot = self.ensure_vm(kernel);
         let timeout = self.setup.timeouts.operation.as_secs() as u32;
         // Restore all first (PIDs stay free), then wait for all.
@@ -356,7 +418,11 @@ impl Runner<'_> {
                 if let Some(step) = step {
                     stages.push(StageRecord {
                         stage: Stage::Convert,
-                        outcome: if step.ok { Outcome::Ok } else { Outcome::Broken(step.message.clone().unwrap_or_default()) },
+                        outcome: if step.ok {
+                            Outcome::Ok
+                        } else {
+                            Outcome::Broken(step.message.clone().unwrap_or_default())
+                        },
                         secs: step.secs,
                     });
                     conversion.push(step);
@@ -385,15 +451,21 @@ impl Runner<'_> {
                 }
                 let expected = reference.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("transcript")).ok());
                 let actual = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("transcript")).ok();
-                let (status, reason) = if stages.last().is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok) {
-                    let t = Instant::now();
-                    let v = verdict::judge(&stages, expected.as_deref(), actual.as_deref());
-                    stages.push(StageRecord { stage: Stage::Compare, outcome: Outcome::Ok, secs: t.elapsed().as_secs_f64() });
-                    v
-                } else {
-                    verdict::judge(&stages, None, None)
-                };
-                let dir = self.save_artifacts(cell, status, artifacts, reference, dump, &self.share_out(kernel, &restore_op));
+                let (status, reason) =
+                    if stages.last().is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok) {
+                        let t = Instant::now();
+                        let v = verdict::judge(&stages, expected.as_deref(), actual.as_deref());
+                        stages.push(StageRecord {
+                            stage: Stage::Compare,
+                            outcome: Outcome::Ok,
+                            secs: t.elapsed().as_secs_f64(),
+                        });
+                        v
+                    } else {
+                        verdict::judge(&stages, None, None)
+                    };
+                let dir =
+                    self.save_artifacts(cell, status, artifacts, reference, dump, &self.share_out(kernel, &restore_op));
                 CellResult { cell: (*cell).clone(), status, reason, stages, conversion, artifacts: dir }
             })
             .collect()
@@ -409,10 +481,15 @@ impl Runner<'_> {
         let src = dump.out.as_ref().expect("ok dump has a dir");
         let dst = self.work.join(format!("vm-{kernel}")).join("in").join(&restore_op.id);
         let t = Instant::now();
-        let copied = std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")));
+        let copied =
+            std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")));
         let secs = t.elapsed().as_secs_f64();
         if let Err(e) = copied {
-            let rec = StageRecord { stage: Stage::Transfer, outcome: Outcome::Broken(format!("copying the workload's files: {e}")), secs };
+            let rec = StageRecord {
+                stage: Stage::Transfer,
+                outcome: Outcome::Broken(format!("copying the workload's files: {e}")),
+                secs,
+            };
             return (rec, None);
         }
         let engine = &self.setup.engine_id;
@@ -426,7 +503,9 @@ impl Runner<'_> {
         let outcome = match self.guest(kernel, &format!("restore {}", cell.id), &engine::restore_script(op, wl)) {
             Err(e) => Outcome::Broken(e),
             Ok(r) if r.rc == rc::OK => Outcome::Ok,
-            Ok(r) if r.rc == rc::RESTORE_FAILED => Outcome::Failed(criu_error(&self.share_out(kernel, op).join("restore.log"), "criu restore")),
+            Ok(r) if r.rc == rc::RESTORE_FAILED => {
+                Outcome::Failed(criu_error(&self.share_out(kernel, op).join("restore.log"), "criu restore"))
+            }
             Ok(r) => Outcome::Broken(format!("restore script rc {}: {}", r.rc, r.output.trim())),
         };
         StageRecord { stage: Stage::Restore, outcome, secs: t.elapsed().as_secs_f64() }
@@ -435,7 +514,11 @@ impl Runner<'_> {
     fn finish(&self, kernel: &str, cell: &Cell, dump: &OpRecord, op: &OpPaths, timeout: u32) -> StageRecord {
         let t = Instant::now();
         let (Some(dump_op), Some(pid)) = (&dump.op, dump.pid) else {
-            return StageRecord { stage: Stage::Finish, outcome: Outcome::Broken("dump left no pid".into()), secs: 0.0 };
+            return StageRecord {
+                stage: Stage::Finish,
+                outcome: Outcome::Broken("dump left no pid".into()),
+                secs: 0.0,
+            };
         };
         let script = engine::wait_script(op, dump_op, pid, timeout);
         let last = || last_line(&self.share_out(kernel, op).join("transcript"));
@@ -443,8 +526,13 @@ impl Runner<'_> {
             Err(e) => Outcome::Broken(e),
             Ok(r) => match r.rc {
                 rc::OK => Outcome::Ok,
-                rc::DIED => Outcome::Failed(format!("restored program exited before `done`; last transcript line `{}`", last())),
-                rc::FINISH_TIMEOUT => Outcome::Failed(format!("restored program did not finish within {timeout}s; last transcript line `{}`", last())),
+                rc::DIED => {
+                    Outcome::Failed(format!("restored program exited before `done`; last transcript line `{}`", last()))
+                }
+                rc::FINISH_TIMEOUT => Outcome::Failed(format!(
+                    "restored program did not finish within {timeout}s; last transcript line `{}`",
+                    last()
+                )),
                 other => Outcome::Broken(format!("wait script rc {other}: {}", r.output.trim())),
             },
         };
@@ -453,7 +541,15 @@ impl Runner<'_> {
 
     /// Keeps transcripts and engine logs of every cell, and the images of
     /// cells that did not pass.
-    fn save_artifacts(&self, cell: &Cell, status: Status, root: &Path, reference: &OpRecord, dump: &OpRecord, restored: &Path) -> Option<String> {
+    fn save_artifacts(
+        &self,
+        cell: &Cell,
+        status: Status,
+        root: &Path,
+        reference: &OpRecord,
+        dump: &OpRecord,
+        restored: &Path,
+    ) -> Option<String> {
         let rel = format!("cells/{}/{}--{}", cell.workload, cell.src, cell.dst);
         let dir = root.join(&rel);
         std::fs::create_dir_all(&dir).ok()?;
@@ -467,6 +563,8 @@ impl Runner<'_> {
         copy(Some(restored.join("restore.log")), "restore.log");
         copy(Some(restored.join("transcript")), "restored.transcript");
         copy(Some(restored.join("stdout")), "restored.stdout");
+        copy(Some(restored.join("dmesg")), "restore.dmesg");
+        copy(dump.out.as_ref().map(|d| d.join("dmesg")), "dump.dmesg");
         if status != Status::Pass {
             if let Some(img) = dump.out.as_ref().map(|d| d.join("img")).filter(|d| d.is_dir()) {
                 let _ = crate::fsutil::copy_dir(&img, &dir.join("images"));
@@ -478,18 +576,13 @@ impl Runner<'_> {
     /// Powers every VM off and returns their console logs.
     fn shutdown_all(&self) -> Vec<VmRecord> {
         let vms = std::mem::take(&mut *self.vms.lock().unwrap());
-        let mut consoles = std::mem::take(&mut *self.consoles.lock().unwrap());
-        for (kernel, handle) in vms {
+        for handle in vms.into_values() {
             let taken = handle.lock().unwrap().take();
-            if let Some((Slot::Up(vm), secs)) = taken {
-                let release = vm.release.clone();
-                consoles.insert(kernel, (release, vm.shutdown(), Some(secs)));
+            if let Some((Slot::Up(vm), _)) = taken {
+                self.keep_console(*vm);
             }
         }
-        consoles
-            .into_iter()
-            .map(|(kernel, (release, console, boot_secs))| VmRecord { kernel, release, boot_secs, console })
-            .collect()
+        std::mem::take(&mut *self.consoles.lock().unwrap()).into_values().collect()
     }
 }
 
@@ -498,7 +591,10 @@ fn read_pid(dir: &Path) -> Option<u32> {
 }
 
 fn last_line(path: &Path) -> String {
-    std::fs::read_to_string(path).ok().and_then(|t| t.lines().last().map(str::to_string)).unwrap_or_else(|| "(no transcript)".into())
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.lines().last().map(str::to_string))
+        .unwrap_or_else(|| "(no transcript)".into())
 }
 
 fn first_line(text: &str) -> &str {
@@ -508,7 +604,9 @@ fn first_line(text: &str) -> &str {
 /// The engine's error line from its log, or a note that it left none.
 fn criu_error(log: &Path, what: &str) -> String {
     match std::fs::read_to_string(log) {
-        Ok(text) => engine::error_line(&text).unwrap_or_else(|| format!("{what} failed without an Error line in its log")),
+        Ok(text) => {
+            engine::error_line(&text).unwrap_or_else(|| format!("{what} failed without an Error line in its log"))
+        }
         Err(_) => format!("{what} failed and left no log"),
     }
 }

@@ -17,7 +17,7 @@ pub enum Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Status::Pass => "PASS",
             Status::Fail => "FAIL",
             Status::Error => "ERROR",
@@ -88,7 +88,13 @@ pub fn first_difference(expected: &str, actual: &str) -> Option<String> {
         match (e.get(i), a.get(i)) {
             (Some(x), Some(y)) if x == y => continue,
             (Some(x), Some(y)) => return Some(format!("line {}: expected `{x}`, got `{y}`", i + 1)),
-            (Some(x), None) => return Some(format!("transcript ends after line {} (expected {} lines; next expected `{x}`)", a.len(), e.len())),
+            (Some(x), None) => {
+                return Some(format!(
+                    "transcript ends after line {} (expected {} lines; next expected `{x}`)",
+                    a.len(),
+                    e.len()
+                ))
+            }
             (None, Some(y)) => return Some(format!("line {}: unexpected extra line `{y}`", i + 1)),
             (None, None) => unreachable!(),
         }
@@ -115,7 +121,10 @@ mod tests {
     fn first_bad_stage_decides_and_keeps_engine_words() {
         let s = [
             rec(Stage::Dump, Outcome::Ok),
-            rec(Stage::Restore, Outcome::Failed("Error (criu/cr-restore.c:1): 42 killed by signal 11: Segmentation fault".into())),
+            rec(
+                Stage::Restore,
+                Outcome::Failed("Error (criu/cr-restore.c:1): 42 killed by signal 11: Segmentation fault".into()),
+            ),
             rec(Stage::Finish, Outcome::Broken("later".into())),
         ];
         let (st, why) = judge(&s, None, None);
@@ -133,7 +142,9 @@ mod tests {
     #[test]
     fn differences_are_described() {
         assert_eq!(first_difference("a\nb\nc\n", "a\nB\nc\n").unwrap(), "line 2: expected `b`, got `B`");
-        assert!(first_difference("a\nb\n", "a\n").unwrap().starts_with("transcript ends after line 1 (expected 2 lines"));
+        assert!(first_difference("a\nb\n", "a\n")
+            .unwrap()
+            .starts_with("transcript ends after line 1 (expected 2 lines"));
         assert_eq!(first_difference("a\n", "a\nz\n").unwrap(), "line 2: unexpected extra line `z`");
         assert_eq!(first_difference("a\n", "a").unwrap(), "transcripts differ in line endings");
         let (st, why) = judge(&[], Some("a\n"), Some("b\n"));

@@ -28,6 +28,8 @@ pub enum Accel {
 pub struct VmConfig {
     pub accel: Accel,
     pub memory_mb: u32,
+    /// QEMU CPU model (`-cpu`).
+    pub cpu: String,
     pub boot_timeout: Duration,
 }
 
@@ -55,11 +57,12 @@ pub enum VmError {
     Io(String, String),
 }
 
-pub fn accel_args(accel: Accel) -> Vec<String> {
-    match accel {
-        Accel::Kvm => vec!["-accel".into(), "kvm".into(), "-cpu".into(), "max".into()],
-        Accel::Tcg => vec!["-accel".into(), "tcg".into(), "-cpu".into(), "max".into()],
-    }
+pub fn accel_args(accel: Accel, cpu: &str) -> Vec<String> {
+    let accel = match accel {
+        Accel::Kvm => "kvm",
+        Accel::Tcg => "tcg",
+    };
+    vec!["-accel".into(), accel.into(), "-cpu".into(), cpu.into()]
 }
 
 pub fn machine_args(memory_mb: u32) -> Vec<String> {
@@ -96,7 +99,7 @@ pub fn share_args(dir: &Path) -> Vec<String> {
 /// The whole QEMU command line for `spec`.
 pub fn qemu_args(spec: &BootSpec, cfg: &VmConfig) -> Vec<String> {
     [
-        accel_args(cfg.accel),
+        accel_args(cfg.accel, &cfg.cpu),
         machine_args(cfg.memory_mb),
         console_args(),
         kernel_args(&spec.kernel_image, &spec.initrd),
@@ -172,12 +175,17 @@ impl Vm {
             next: 0,
         };
         let deadline = started + cfg.boot_timeout;
-        let boot_err = |vm: &Vm, why: String| VmError::Boot { kernel: vm.kernel_id.clone(), why, tail: vm.console_tail() };
+        let boot_err =
+            |vm: &Vm, why: String| VmError::Boot { kernel: vm.kernel_id.clone(), why, tail: vm.console_tail() };
         loop {
             let line = match vm.expect(r"CRTEST-(READY|FATAL)[^\r\n]*[\r\n]", deadline, "boot") {
                 Ok(l) => l,
-                Err(VmError::Timeout { secs, .. }) => return Err(boot_err(&vm, format!("no ready line within {secs}s"))),
-                Err(VmError::Exited { .. }) => return Err(boot_err(&vm, "QEMU exited before the guest was ready".into())),
+                Err(VmError::Timeout { secs, .. }) => {
+                    return Err(boot_err(&vm, format!("no ready line within {secs}s")))
+                }
+                Err(VmError::Exited { .. }) => {
+                    return Err(boot_err(&vm, "QEMU exited before the guest was ready".into()))
+                }
                 Err(e) => return Err(e),
             };
             if let Some(rest) = line.trim().strip_prefix("CRTEST-FATAL ") {
@@ -215,7 +223,11 @@ impl Vm {
                 }
                 Err(ExpectError::EOF { got, .. }) => {
                     self.console.push_str(&got);
-                    return Err(VmError::Exited { kernel: self.kernel_id.clone(), what: what.into(), tail: self.console_tail() });
+                    return Err(VmError::Exited {
+                        kernel: self.kernel_id.clone(),
+                        what: what.into(),
+                        tail: self.console_tail(),
+                    });
                 }
                 Err(e) => return Err(VmError::Io(e.to_string(), self.kernel_id.clone())),
             }
@@ -289,7 +301,8 @@ mod tests {
             initrd: "/k/initrd".into(),
             share: "/s".into(),
         };
-        let cfg = VmConfig { accel: Accel::Tcg, memory_mb: 768, boot_timeout: Duration::from_secs(1) };
+        let cfg =
+            VmConfig { accel: Accel::Tcg, memory_mb: 768, cpu: "max".into(), boot_timeout: Duration::from_secs(1) };
         let args = qemu_args(&spec, &cfg).join(" ");
         assert!(args.starts_with("-accel tcg -cpu max -m 768 -smp 1 -nodefaults -no-reboot"), "{args}");
         assert!(args.contains("-kernel /k/vmlinuz -initrd /k/initrd"), "{args}");

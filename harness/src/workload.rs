@@ -20,6 +20,9 @@ pub const DEFAULT_ENV: &[(&str, &str)] = &[("GLIBC_TUNABLES", "glibc.pthread.rse
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub name: String,
+    /// Source file stem when several entries share one program (defaults to `name`).
+    #[serde(default)]
+    pub program: Option<String>,
     pub summary: String,
     #[serde(default)]
     pub exercises: Vec<String>,
@@ -40,9 +43,15 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The program this entry runs (`workloads/PROGRAM.c`).
+    pub fn program(&self) -> &str {
+        self.program.as_deref().unwrap_or(&self.name)
+    }
+
     /// The environment the workload runs with (defaults, then its own).
     pub fn environment(&self) -> BTreeMap<String, String> {
-        let mut env: BTreeMap<String, String> = DEFAULT_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: BTreeMap<String, String> =
+            DEFAULT_ENV.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         env.extend(self.env.clone());
         env
     }
@@ -79,12 +88,20 @@ impl Library {
                     w.name, w.dump_after, w.steps
                 )));
             }
-            if !dir.join(format!("{}.c", w.name)).is_file() {
-                return Err(err(format!("workload `{}`: expected its source at {}/{}.c", w.name, dir.display(), w.name)));
+            if !dir.join(format!("{}.c", w.program())).is_file() {
+                return Err(err(format!(
+                    "workload `{}`: expected its source at {}/{}.c",
+                    w.name,
+                    dir.display(),
+                    w.program()
+                )));
             }
             if let Some(min) = &w.min_kernel {
                 if Version::parse(min).is_none() {
-                    return Err(err(format!("workload `{}`: min_kernel expects a version like \"5.13\", got `{min}`", w.name)));
+                    return Err(err(format!(
+                        "workload `{}`: min_kernel expects a version like \"5.13\", got `{min}`",
+                        w.name
+                    )));
                 }
             }
         }
@@ -95,11 +112,15 @@ impl Library {
         self.workloads.iter().find(|w| w.name == name)
     }
 
-    /// Builds (or takes from the cache) the static binary of each named workload.
+    /// Builds (or takes from the cache) the static binary of each program
+    /// the named workloads run, keyed by program.
     pub fn build(&self, names: &[String], cache: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
         let common = std::fs::read(self.dir.join("common.h")).unwrap_or_default();
+        let mut programs: Vec<&str> = names.iter().filter_map(|n| self.get(n)).map(Workload::program).collect();
+        programs.sort();
+        programs.dedup();
         let mut out = BTreeMap::new();
-        for name in names {
+        for name in programs {
             let src = self.dir.join(format!("{name}.c"));
             let mut key = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
             key.extend_from_slice(&common);
@@ -108,7 +129,7 @@ impl Library {
             if !bin.is_file() {
                 compile(&src, &bin)?;
             }
-            out.insert(name.clone(), std::fs::read(&bin)?);
+            out.insert(name.to_string(), std::fs::read(&bin)?);
         }
         Ok(out)
     }

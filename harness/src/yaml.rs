@@ -40,11 +40,7 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigEr
 /// starts `section` (for errors found after parsing, which has no spans).
 pub fn line_of(text: &str, section: &str, needle: &str) -> Option<usize> {
     let start = text.lines().position(|l| l.trim_start().starts_with(&format!("{section}:"))).unwrap_or(0);
-    text.lines()
-        .enumerate()
-        .skip(start)
-        .find(|(_, l)| l.contains(needle))
-        .map(|(i, _)| i + 1)
+    text.lines().enumerate().skip(start).find(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1)
 }
 
 #[cfg(test)]

@@ -96,13 +96,10 @@ pub fn host_archives() -> Result<Vec<Archive>> {
 /// security archive, every other suite from its main archive.
 pub fn source_line(archives: &[Archive], suite: &str) -> Result<String> {
     let want_security = suite.ends_with("-security");
-    let archive = archives
-        .iter()
-        .find(|a| a.is_security() == want_security)
-        .with_context(|| {
-            let kind = if want_security { "security" } else { "main" };
-            format!("the host's apt sources have no Debian {kind} archive to derive suite {suite} from")
-        })?;
+    let archive = archives.iter().find(|a| a.is_security() == want_security).with_context(|| {
+        let kind = if want_security { "security" } else { "main" };
+        format!("the host's apt sources have no Debian {kind} archive to derive suite {suite} from")
+    })?;
     let key = archive.signed_by.as_deref().unwrap_or("/usr/share/keyrings/debian-archive-keyring.gpg");
     Ok(format!("deb [signed-by={key}] {} {suite} main\n", archive.uri))
 }
@@ -199,13 +196,23 @@ mod tests {
     #[test]
     fn one_line_entries_with_options() {
         let a = parse_one_line("# c\ndeb [arch=amd64 signed-by=/x.gpg] http://m/debian bookworm main\ndeb-src http://m/debian bookworm main\n");
-        assert_eq!(a, vec![Archive { uri: "http://m/debian".into(), suites: vec!["bookworm".into()], signed_by: Some("/x.gpg".into()) }]);
+        assert_eq!(
+            a,
+            vec![Archive {
+                uri: "http://m/debian".into(),
+                suites: vec!["bookworm".into()],
+                signed_by: Some("/x.gpg".into())
+            }]
+        );
     }
 
     #[test]
     fn suites_map_to_main_or_security_archive() {
         let a = parse_deb822(DEB822);
-        assert_eq!(source_line(&a, "bullseye").unwrap(), "deb [signed-by=/k.gpg] http://mirror.example/debian bullseye main\n");
+        assert_eq!(
+            source_line(&a, "bullseye").unwrap(),
+            "deb [signed-by=/k.gpg] http://mirror.example/debian bullseye main\n"
+        );
         let sec = source_line(&a, "bookworm-security").unwrap();
         assert!(sec.contains("debian-security bookworm-security main"), "{sec}");
         assert!(source_line(&a[..1], "bookworm-security").is_err());

@@ -73,11 +73,8 @@ fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -
     let staged = staging.keep();
     std::fs::rename(&staged, &dest).with_context(|| format!("moving kernel into {}", dest.display()))?;
     let relocate = |p: &Path| dest.join(p.strip_prefix(&staged).unwrap_or(p));
-    let kernel = Kernel {
-        vmlinuz: relocate(&kernel.vmlinuz),
-        modules: kernel.modules.as_deref().map(relocate),
-        ..kernel
-    };
+    let kernel =
+        Kernel { vmlinuz: relocate(&kernel.vmlinuz), modules: kernel.modules.as_deref().map(relocate), ..kernel };
     fsutil::write_atomic(&dest.join(MANIFEST), &serde_json::to_vec_pretty(&kernel)?)?;
     Ok(kernel)
 }
@@ -132,7 +129,13 @@ fn local(spec: &KernelSpec) -> Result<Kernel> {
         .and_then(|m| m.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}-local", spec.version));
-    Ok(Kernel { id: spec.id.clone(), release, vmlinuz: l.bzimage.clone(), modules: l.modules.clone(), packages: vec![] })
+    Ok(Kernel {
+        id: spec.id.clone(),
+        release,
+        vmlinuz: l.bzimage.clone(),
+        modules: l.modules.clone(),
+        packages: vec![],
+    })
 }
 
 /// Shell-style match where `*` is any run of characters within one
@@ -192,9 +195,13 @@ mod tests {
 
     #[test]
     fn newest_is_numeric_not_lexical() {
-        let names: Vec<String> = ["linux-image-6.12.9+deb12-amd64-unsigned", "linux-image-6.12.117+deb12-amd64-unsigned", "linux-image-6.12.117+deb12-rt-amd64-unsigned"]
-            .map(String::from)
-            .to_vec();
+        let names: Vec<String> = [
+            "linux-image-6.12.9+deb12-amd64-unsigned",
+            "linux-image-6.12.117+deb12-amd64-unsigned",
+            "linux-image-6.12.117+deb12-rt-amd64-unsigned",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
             newest_match("linux-image-6.12.*+deb12-amd64-unsigned", &names).as_deref(),
             Some("linux-image-6.12.117+deb12-amd64-unsigned")
@@ -204,7 +211,10 @@ mod tests {
 
     #[test]
     fn normalise_handles_both_layouts() {
-        for (vmlinuz, mods) in [("boot/vmlinuz-6.1.0-1-amd64", "lib/modules/6.1.0-1-amd64"), ("usr/lib/modules/6.1.0-1-amd64/vmlinuz", "usr/lib/modules/6.1.0-1-amd64")] {
+        for (vmlinuz, mods) in [
+            ("boot/vmlinuz-6.1.0-1-amd64", "lib/modules/6.1.0-1-amd64"),
+            ("usr/lib/modules/6.1.0-1-amd64/vmlinuz", "usr/lib/modules/6.1.0-1-amd64"),
+        ] {
             let staging = tempfile::tempdir().unwrap();
             let tree = staging.path().join("tree");
             std::fs::create_dir_all(tree.join(mods).join("kernel")).unwrap();

@@ -43,7 +43,10 @@ pub struct LocalKernel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// Debian packages from one suite; names may contain `*` (newest match wins).
-    Debian { suite: String, packages: Vec<String> },
+    Debian {
+        suite: String,
+        packages: Vec<String>,
+    },
     Local(LocalKernel),
 }
 
@@ -67,19 +70,28 @@ impl Catalog {
         let (raw, text): (RawCatalog, _) = yaml::load(path)?;
         let mut kernels = Vec::new();
         for k in raw.kernels {
-            let line = yaml::line_of(&text, "kernels", &format!("\"{}\"", k.id)).or_else(|| yaml::line_of(&text, "kernels", &k.id));
+            let line = yaml::line_of(&text, "kernels", &format!("\"{}\"", k.id))
+                .or_else(|| yaml::line_of(&text, "kernels", &k.id));
             let err = |m: String| ConfigError::new(path, line, m);
             if kernels.iter().any(|s: &KernelSpec| s.id == k.id) {
                 return Err(err(format!("kernel id `{}` appears twice", k.id)));
             }
             let version_text = k.version.clone().unwrap_or_else(|| k.id.clone());
             let version = Version::parse(&version_text).ok_or_else(|| {
-                err(format!("kernel `{}`: expected a version like \"6.1\" (give `version:` when the id is not one)", k.id))
+                err(format!(
+                    "kernel `{}`: expected a version like \"6.1\" (give `version:` when the id is not one)",
+                    k.id
+                ))
             })?;
             let source = match (k.suite, k.local) {
                 (Some(suite), None) if !k.packages.is_empty() => Source::Debian { suite, packages: k.packages },
                 (None, Some(local)) => Source::Local(local),
-                _ => return Err(err(format!("kernel `{}`: expected either `suite:` with `packages:`, or `local:`", k.id))),
+                _ => {
+                    return Err(err(format!(
+                        "kernel `{}`: expected either `suite:` with `packages:`, or `local:`",
+                        k.id
+                    )))
+                }
             };
             kernels.push(KernelSpec { id: k.id, version, source });
         }
@@ -172,7 +184,8 @@ mod tests {
 
     #[test]
     fn catalog_errors_name_the_line() {
-        let err = catalog("kernels:\n  - id: \"6.1\"\n    suite: bookworm\n  - id: x\n    local: { bzimage: /b }\n").unwrap_err();
+        let err = catalog("kernels:\n  - id: \"6.1\"\n    suite: bookworm\n  - id: x\n    local: { bzimage: /b }\n")
+            .unwrap_err();
         assert_eq!(err.line, Some(2), "{err}");
         assert!(err.to_string().contains("expected either `suite:` with `packages:`"), "{err}");
         let err = catalog("kernels:\n  - id: foo\n    local: { bzimage: /b }\n").unwrap_err();

@@ -26,7 +26,11 @@ pub fn render(cells: &[CellResult], kernels: &[String]) -> String {
         for src in kernels {
             let _ = write!(out, "  {:<14}", format!("{src}->"));
             for dst in kernels {
-                let mark = mine.iter().find(|c| &c.cell.src == src && &c.cell.dst == dst).map(|c| c.status.to_string()).unwrap_or_else(|| "-".into());
+                let mark = mine
+                    .iter()
+                    .find(|c| &c.cell.src == src && &c.cell.dst == dst)
+                    .map(|c| c.status.to_string())
+                    .unwrap_or_else(|| "-".into());
                 let _ = write!(out, "{mark:>width$}");
             }
             out.push('\n');

@@ -47,7 +47,13 @@ mod tests {
     #[test]
     fn statuses_map_to_junit_elements() {
         let mk = |d: &str, status, reason: Option<&str>| CellResult {
-            cell: Cell { id: format!("counter/6.1->{d}"), workload: "counter".into(), src: "6.1".into(), dst: d.into(), skip: None },
+            cell: Cell {
+                id: format!("counter/6.1->{d}"),
+                workload: "counter".into(),
+                src: "6.1".into(),
+                dst: d.into(),
+                skip: None,
+            },
             status,
             reason: reason.map(str::to_string),
             stages: vec![],
@@ -61,7 +67,10 @@ mod tests {
             mk("7.3", Status::Skip, Some("needs 6.13")),
         ];
         let xml = String::from_utf8(render(&cells).unwrap()).unwrap();
-        assert!(xml.contains(r#"tests="4""#) && xml.contains(r#"failures="1""#) && xml.contains(r#"errors="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"tests="4""#) && xml.contains(r#"failures="1""#) && xml.contains(r#"errors="1""#),
+            "{xml}"
+        );
         assert!(xml.contains("counter/6.1-&gt;5.10") || xml.contains("counter/6.1->5.10"), "{xml}");
         assert!(xml.contains("killed by signal 11"), "{xml}");
         assert!(xml.contains("<skipped"), "{xml}");

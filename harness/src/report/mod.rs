@@ -47,6 +47,14 @@ impl Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} cells: {} passed, {} failed, {} errors, {} skipped", self.pass + self.fail + self.error + self.skip, self.pass, self.fail, self.error, self.skip)
+        write!(
+            f,
+            "{} cells: {} passed, {} failed, {} errors, {} skipped",
+            self.pass + self.fail + self.error + self.skip,
+            self.pass,
+            self.fail,
+            self.error,
+            self.skip
+        )
     }
 }

@@ -17,6 +17,7 @@ impl Staging {
         let dir = out.join(format!(".staging-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        crate::reaper::scratch(&dir);
         Ok(Staging { dir, out: out.to_path_buf() })
     }
 
@@ -26,7 +27,10 @@ impl Staging {
 
     /// Moves staged entries into the output dir; `last` go last, in order.
     pub fn commit(self, last: &[&str]) -> Result<()> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.dir)?.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort_by_key(|n| (last.iter().position(|l| l == n), n.clone()));
         for name in names {
             let (from, to) = (self.dir.join(&name), self.out.join(&name));
@@ -36,6 +40,7 @@ impl Staging {
             std::fs::rename(&from, &to).with_context(|| format!("moving {} into place", to.display()))?;
         }
         std::fs::remove_dir(&self.dir)?;
+        crate::reaper::unscratch(&self.dir);
         Ok(())
     }
 }
@@ -62,7 +67,11 @@ mod tests {
         assert!(out.path().join("cells/new").is_dir());
         assert!(!out.path().join("cells/old").exists());
         assert_eq!(std::fs::read(out.path().join("results.json")).unwrap(), b"{}");
-        let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".staging")).collect();
+        let left: Vec<_> = std::fs::read_dir(out.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
+            .collect();
         assert!(left.is_empty());
     }
 

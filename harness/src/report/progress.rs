@@ -30,7 +30,9 @@ impl Reporter for Progress {
             Event::Notice(text) => self.line(&format!("note: {text}")),
             Event::Booting { kernel } => self.line(&format!("boot  {kernel}")),
             Event::Booted { kernel, release, secs } => self.line(&format!("ready {kernel} ({release}) in {secs:.1}s")),
-            Event::BootFailed { kernel, error } => self.line(&format!("ERROR {kernel} did not boot: {}", error.lines().next().unwrap_or(""))),
+            Event::BootFailed { kernel, error } => {
+                self.line(&format!("ERROR {kernel} did not boot: {}", error.lines().next().unwrap_or("")))
+            }
             Event::Op { kernel, label, ok, secs } => {
                 if self.verbose || !ok {
                     self.line(&format!("      {kernel}: {label} {} ({secs:.1}s)", if *ok { "ok" } else { "not ok" }));
@@ -44,7 +46,10 @@ impl Reporter for Progress {
                 let elapsed = self.started.elapsed().as_secs_f64();
                 let eta = if *done > 0 { elapsed / *done as f64 * (*total - *done) as f64 } else { 0.0 };
                 let why = result.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
-                self.line(&format!("[{done}/{total}, {} failing, eta {eta:.0}s] {} {}{why}", *failing, result.status, result.cell.id));
+                self.line(&format!(
+                    "[{done}/{total}, {} failing, eta {eta:.0}s] {} {}{why}",
+                    *failing, result.status, result.cell.id
+                ));
             }
         }
     }

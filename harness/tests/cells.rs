@@ -1,0 +1,84 @@
+//! Real cells: Debian kernels booted in QEMU, CRIU dumping in one guest and
+//! restoring in another, verdicts from the transcripts.
+
+mod common;
+use common::{cell, Root, SERIAL};
+
+const BASE: &str = "step_ms: 100\ntimeouts: { boot: 240, operation: 240 }\nvm: { accel: tcg, memory_mb: 1024 }\n";
+
+/// 5.10 -> 6.1 restores and continues identically (rseq off); 6.1 -> 5.10 is
+/// a real incompatibility that must be FAIL with CRIU's own error line.
+#[test]
+fn cross_kernel_pass_and_known_failure() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Root::new(&format!(
+        "kernels: [\"5.10\", \"6.1\"]\nworkloads: [counter]\npairs: [[\"5.10\", \"6.1\"], [\"6.1\", \"5.10\"]]\n{BASE}"
+    ));
+    let out = root.run(&["run", "--matrix", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1), "a FAIL cell makes the exit status 1");
+    let r = root.results();
+    assert_eq!(r["schema"], "crtest-results/1");
+    let pass = cell(&r, "counter/5.10->6.1");
+    assert_eq!(pass["status"], "PASS", "{pass}");
+    let stages: Vec<&str> = pass["stages"].as_array().unwrap().iter().map(|s| s["stage"].as_str().unwrap()).collect();
+    assert_eq!(
+        stages,
+        ["boot_src", "reference", "dump", "transfer", "convert", "boot_dst", "restore", "finish", "compare"]
+    );
+    let fail = cell(&r, "counter/6.1->5.10");
+    assert_eq!(fail["status"], "FAIL", "{fail}");
+    let reason = fail["reason"].as_str().unwrap();
+    assert!(reason.starts_with("restore: Error (criu/"), "engine's own error line expected, got {reason}");
+    assert!(reason.contains("killed by signal 11"), "{reason}");
+    // Artifacts: the failing cell keeps its images and logs; transcripts match for the pass.
+    let dir = root.out().join(fail["artifacts"].as_str().unwrap());
+    assert!(dir.join("restore.log").is_file() && dir.join("images").is_dir());
+    let pdir = root.out().join(pass["artifacts"].as_str().unwrap());
+    let (a, b) = (
+        std::fs::read(pdir.join("reference.transcript")).unwrap(),
+        std::fs::read(pdir.join("restored.transcript")).unwrap(),
+    );
+    assert_eq!(a, b);
+    assert!(String::from_utf8_lossy(&a).ends_with("verify ok\ndone\n"));
+    let junit = std::fs::read_to_string(root.out().join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"tests="2""#) && junit.contains(r#"failures="1""#), "{junit}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("5.10->") && stdout.contains("FAIL  counter/6.1->5.10: restore: Error (criu/"), "{stdout}");
+}
+
+/// glibc registers rseq; CRIU cannot dump such a task on 5.10. Undeclared,
+/// that is a FAIL at the dump with CRIU's words; declared, it is a SKIP.
+#[test]
+fn rseq_on_5_10_fails_at_dump_or_skips_when_declared() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root =
+        Root::new(&format!("kernels: [\"5.10\"]\nworkloads: [rseq_raw, rseq_declared]\npairs: diagonal\n{BASE}"));
+    root.add_workload(
+        "- name: rseq_raw\n  program: counter\n  summary: counter with glibc's rseq registration left on\n  steps: 30\n  dump_after: 5\n  env: { GLIBC_TUNABLES: \"\" }\n\
+- name: rseq_declared\n  program: counter\n  summary: same, declaring its need\n  steps: 30\n  dump_after: 5\n  env: { GLIBC_TUNABLES: \"\" }\n  min_kernel: \"5.13\"\n  skip_reason: rseq\n",
+    );
+    let out = root.run(&["run", "--matrix", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = root.results();
+    let raw = cell(&r, "rseq_raw/5.10->5.10");
+    assert_eq!(raw["status"], "FAIL", "{raw}");
+    let reason = raw["reason"].as_str().unwrap();
+    assert!(reason.starts_with("dump: Error (criu/") && reason.contains("rseq"), "{reason}");
+    let declared = cell(&r, "rseq_declared/5.10->5.10");
+    assert_eq!(declared["status"], "SKIP");
+    assert!(declared["reason"].as_str().unwrap().contains("needs kernel >= 5.13: rseq"), "{declared}");
+}
+
+/// Bad input names the file, the line and what was expected; nothing starts.
+#[test]
+fn bad_matrix_is_reported_with_file_and_line() {
+    let root = Root::new("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: sideways\n");
+    let out = root.run(&["run", "--matrix", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("matrix.yaml:3: unknown pairs `sideways`: expected all, diagonal, upgrade, downgrade"),
+        "{err}"
+    );
+    assert!(!root.out().join("results.json").exists());
+}
