@@ -5,8 +5,11 @@
  *   cwd (one of DIR/d0..d2), umask, RLIMIT_NOFILE/CORE/MSGQUEUE soft limits,
  *   nice (only ever raised), scheduling policy (OTHER/BATCH), comm name,
  *   child-subreaper flag.
- * Set once: no_new_privs (from step 3), THP disabled, ADDR_NO_RANDOMIZE
- * personality, CAP_SYS_BOOT dropped from the bounding set (needs root).
+ * Set once: THP disabled, ADDR_NO_RANDOMIZE personality, CAP_SYS_BOOT
+ * dropped from the bounding set (needs root).
+ *
+ * Not covered on purpose: no_new_privs (CRIU < 3.19 does not migrate it),
+ * pdeath_signal (the parent changes on restore).
  */
 #include "common.h"
 
@@ -22,7 +25,7 @@ struct attrs {
 	char cwd[16];
 	unsigned umask;
 	long nofile, core, msgq;
-	int nice, batch, subreaper, nnp, thp_off;
+	int nice, batch, subreaper, thp_off;
 	char comm[16];
 };
 
@@ -37,7 +40,6 @@ static void want_attrs(int n, struct attrs *a)
 	a->nice = n / 4 > 19 ? 19 : n / 4;
 	a->batch = n % 10 >= 5;
 	a->subreaper = n % 2;
-	a->nnp = n >= 3;
 	a->thp_off = 1;
 	snprintf(a->comm, sizeof(a->comm), "crt-attr-%d", n % 7);
 }
@@ -70,8 +72,7 @@ static void apply(const struct attrs *a)
 		die("setpriority");
 	if (sched_setscheduler(0, a->batch ? SCHED_BATCH : SCHED_OTHER, &sp))
 		die("sched_setscheduler");
-	if (prctl(PR_SET_NAME, a->comm) || prctl(PR_SET_CHILD_SUBREAPER, a->subreaper) ||
-	    (a->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)))
+	if (prctl(PR_SET_NAME, a->comm) || prctl(PR_SET_CHILD_SUBREAPER, a->subreaper))
 		die("prctl");
 }
 
@@ -109,7 +110,6 @@ static void read_attrs(struct attrs *a)
 	a->batch = sched_getscheduler(0) == SCHED_BATCH;
 	prctl(PR_GET_CHILD_SUBREAPER, &sub);
 	a->subreaper = sub;
-	a->nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0);
 	a->thp_off = prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0);
 	prctl(PR_GET_NAME, a->comm);
 }
@@ -128,9 +128,9 @@ static uint64_t capbset(void)
 
 static void format_attrs(const struct attrs *a, char *out, size_t size)
 {
-	snprintf(out, size, "cwd=%s umask=%04o nofile=%ld core=%ld msgq=%ld nice=%d sched=%s comm=%s subreaper=%d nnp=%d thp_off=%d",
+	snprintf(out, size, "cwd=%s umask=%04o nofile=%ld core=%ld msgq=%ld nice=%d sched=%s comm=%s subreaper=%d thp_off=%d",
 		 a->cwd, a->umask, a->nofile, a->core, a->msgq, a->nice, a->batch ? "batch" : "other", a->comm,
-		 a->subreaper, a->nnp, a->thp_off);
+		 a->subreaper, a->thp_off);
 }
 
 int main(int argc, char **argv)

@@ -51,7 +51,7 @@ mount_share() {
 # The harness gives each dumped workload a PID range of its own (via
 # ns_last_pid), so restores never collide with PIDs in use on the target.
 tune() {
-	echo 4194304 >/proc/sys/kernel/pid_max && stty -echo
+	echo 4194304 >/proc/sys/kernel/pid_max && echo 1 >/proc/sys/kernel/print-fatal-signals && stty -echo
 }
 
 step mounts mount_all || fatal mounts

@@ -78,6 +78,28 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Shell that writes an action script for CRIU: at `post-dump` and
+/// `pre-resume` (the tree is frozen, the restorer already gone) it records every fd and memory
+/// mapping of the processes in session `pid` into `file`, like zdtm does.
+fn snapshot_hook(hook: &str, file: &str, pid: &str) -> String {
+    format!(
+        r#"cat >{hook} <<'SNAP'
+#!/bin/sh
+case "$CRTOOLS_SCRIPT_ACTION" in post-dump|pre-resume) ;; *) exit 0 ;; esac
+for d in /proc/[0-9]*; do
+    p=${{d#/proc/}}
+    [ "$(sed 's/.*) //' $d/stat 2>/dev/null | cut -d' ' -f4)" = "$ROOT" ] || continue
+    for f in $d/fd/*; do echo "$p fd ${{f##*/}} $(readlink $f)"; done
+    while read -r range perms off dev ino path; do echo "$p map $range $perms $off $path"; done <$d/maps
+done >"$SNAPFILE"
+exit 0
+SNAP
+chmod +x {hook}
+export ROOT={pid} SNAPFILE={file}
+"#
+    )
+}
+
 /// Starts `w` in the background in its own session; `pid_base` pins its PID
 /// (the dumped tree keeps its PIDs on restore, so each dump gets a range).
 pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_base: Option<u32>) -> String {
@@ -113,7 +135,7 @@ while :; do
     sleep 0.1
 done
 mkdir -p /tmp/img-{id}
-criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 {opts}
+{hook}criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 --action-script /tmp/snap-{id}.sh {opts}
 rc=$?
 cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
@@ -124,6 +146,7 @@ rm -rf /tmp/img-{id}
         out = op.out(),
         id = op.id,
         ticks = timeout_s * 10,
+        hook = snapshot_hook(&format!("/tmp/snap-{}.sh", op.id), "\"$OUT/before.snap\"", "$PID"),
         early = rc::EXITED_BEFORE_DUMP,
         tmo = rc::DUMP_POINT_TIMEOUT,
         opts = w.dump_opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
@@ -134,11 +157,11 @@ rm -rf /tmp/img-{id}
 
 /// Puts the dumped workload's files back at their paths and restores the
 /// tree detached. `dump` names the dump op (its dir and PIDs are kept).
-pub fn restore_script(op: &OpPaths, w: &Workload) -> String {
+pub fn restore_script(op: &OpPaths, w: &Workload, pid: u32) -> String {
     format!(
         r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}
 mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" && cp -a "$IN/img" /tmp/img-{id} || exit {copy}
-criu restore -D /tmp/img-{id} -d -o restore.log -v4 {opts}
+{hook}criu restore -D /tmp/img-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh {opts}
 rc=$?
 cp /tmp/img-{id}/restore.log "$OUT/restore.log"
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
@@ -146,6 +169,7 @@ cp /tmp/img-{id}/restore.log "$OUT/restore.log"
         id = op.id,
         out = op.out(),
         opts = w.restore_opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
+        hook = snapshot_hook(&format!("/tmp/snap-{}.sh", op.id), "\"$OUT/after.snap\"", &pid.to_string()),
         copy = rc::COPY_FAILED,
         failed = rc::RESTORE_FAILED,
     )

@@ -16,6 +16,7 @@ pub mod prepare;
 pub mod reaper;
 pub mod report;
 pub mod runner;
+pub mod snapshot;
 pub mod verdict;
 pub mod vm;
 pub mod workload;

@@ -436,7 +436,7 @@ impl Runner<'_> {
                     secs: *boot.as_ref().unwrap_or(&0.0),
                 });
                 if transfer.outcome == Outcome::Ok && convert_ok == Some(true) && boot.is_ok() {
-                    stages.push(self.restore(kernel, cell, &restore_op));
+                    stages.push(self.restore(kernel, cell, &restore_op, dump.pid.unwrap_or(0)));
                 }
             }
             pending.push((cell, stages, conversion, restore_op));
@@ -454,7 +454,10 @@ impl Runner<'_> {
                 let (status, reason) =
                     if stages.last().is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok) {
                         let t = Instant::now();
-                        let v = verdict::judge(&stages, expected.as_deref(), actual.as_deref());
+                        let before = dump.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("before.snap")).ok());
+                        let after = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("after.snap")).ok();
+                        let (e, a) = (expected.as_deref(), actual.as_deref());
+                        let v = verdict::judge_with_state(&stages, e, a, before.as_deref(), after.as_deref());
                         stages.push(StageRecord {
                             stage: Stage::Compare,
                             outcome: Outcome::Ok,
@@ -497,10 +500,10 @@ impl Runner<'_> {
         (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some(step))
     }
 
-    fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths) -> StageRecord {
+    fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths, pid: u32) -> StageRecord {
         let wl = self.setup.library.get(&cell.workload).expect("plan validated");
         let t = Instant::now();
-        let outcome = match self.guest(kernel, &format!("restore {}", cell.id), &engine::restore_script(op, wl)) {
+        let outcome = match self.guest(kernel, &format!("restore {}", cell.id), &engine::restore_script(op, wl, pid)) {
             Err(e) => Outcome::Broken(e),
             Ok(r) if r.rc == rc::OK => Outcome::Ok,
             Ok(r) if r.rc == rc::RESTORE_FAILED => {
@@ -565,6 +568,8 @@ impl Runner<'_> {
         copy(Some(restored.join("stdout")), "restored.stdout");
         copy(Some(restored.join("dmesg")), "restore.dmesg");
         copy(dump.out.as_ref().map(|d| d.join("dmesg")), "dump.dmesg");
+        copy(dump.out.as_ref().map(|d| d.join("before.snap")), "dump.state");
+        copy(Some(restored.join("after.snap")), "restore.state");
         if status != Status::Pass {
             if let Some(img) = dump.out.as_ref().map(|d| d.join("img")).filter(|d| d.is_dir()) {
                 let _ = crate::fsutil::copy_dir(&img, &dir.join("images"));

@@ -81,6 +81,28 @@ pub fn judge(stages: &[StageRecord], expected: Option<&str>, actual: Option<&str
     }
 }
 
+/// Like [`judge`], then also requires the fds and mappings recorded after
+/// the restore to equal those recorded at the dump.
+pub fn judge_with_state(
+    stages: &[StageRecord],
+    expected: Option<&str>,
+    actual: Option<&str>,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> (Status, Option<String>) {
+    let verdict = judge(stages, expected, actual);
+    if verdict.0 != Status::Pass {
+        return verdict;
+    }
+    match (before, after) {
+        (Some(b), Some(a)) => match crate::snapshot::compare(b, a) {
+            None => verdict,
+            Some(diff) => (Status::Fail, Some(format!("process state: {diff}"))),
+        },
+        _ => (Status::Error, Some("compare: the fd/mapping snapshot of the dump or the restore is missing".into())),
+    }
+}
+
 /// Describes the first line where `actual` departs from `expected`.
 pub fn first_difference(expected: &str, actual: &str) -> Option<String> {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
@@ -137,6 +159,17 @@ mod tests {
         let s = [rec(Stage::BootDst, Outcome::Broken("no ready line within 180s".into()))];
         assert_eq!(judge(&s, Some("x"), None).0, Status::Error);
         assert_eq!(judge(&[], Some("x"), None).0, Status::Error);
+    }
+
+    #[test]
+    fn state_differences_fail_after_equal_transcripts() {
+        let snap = "1 fd 3 pipe:[1]\n";
+        assert_eq!(judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some("1 fd 3 pipe:[2]\n")).0, Status::Pass);
+        let (st, why) = judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(""));
+        assert_eq!((st, why.unwrap().as_str()), (Status::Fail, "process state: 1 missing after restore: pid 1 fd 3 -> pipe"));
+        assert_eq!(judge_with_state(&[], Some("a\n"), Some("a\n"), None, Some(snap)).0, Status::Error);
+        // A transcript difference is reported first.
+        assert!(judge_with_state(&[], Some("a\n"), Some("b\n"), Some(snap), Some("")).1.unwrap().starts_with("compare:"));
     }
 
     #[test]
