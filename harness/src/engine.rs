@@ -17,6 +17,7 @@ pub mod rc {
     pub const SETUP: i32 = 2;
     pub const EXITED_BEFORE_DUMP: i32 = 10;
     pub const DUMP_POINT_TIMEOUT: i32 = 11;
+    pub const NO_ROOM: i32 = 12;
     pub const DUMP_FAILED: i32 = 20;
     pub const RESTORE_FAILED: i32 = 21;
     pub const COPY_FAILED: i32 = 30;
@@ -121,12 +122,11 @@ echo $! >\"$OUT/pid\"\n",
     )
 }
 
-/// Waits until `after` step lines exist, dumps the tree with CRIU and leaves
-/// the images and the workload's files in the share.
-pub fn dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32) -> String {
+/// Shell that waits until the workload in `$D` (process `$PID`) has written
+/// `after` step lines.
+fn wait_steps_sh(after: impl std::fmt::Display, timeout_s: u32) -> String {
     format!(
-        r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
-n=0
+        r#"n=0
 while :; do
     c=$(grep -c '^step ' "$D/transcript" 2>/dev/null)
     [ "${{c:-0}}" -ge {after} ] && break
@@ -134,44 +134,103 @@ while :; do
     n=$((n + 1)); [ $n -gt {ticks} ] && {{ echo "workload did not reach step {after} in {timeout_s}s"; exit {tmo}; }}
     sleep 0.1
 done
-mkdir -p /tmp/img-{id}
+"#,
+        ticks = timeout_s * 10,
+        early = rc::EXITED_BEFORE_DUMP,
+        tmo = rc::DUMP_POINT_TIMEOUT,
+    )
+}
+
+/// Shell that dumps tree `$PID` into `/tmp/img-ID`, recording the frozen
+/// state into `$OUT/SNAP` and the log into `$OUT/dump.log`.
+fn criu_dump_sh(id: &str, w: &Workload, snap: &str) -> String {
+    format!(
+        r#"mkdir -p /tmp/img-{id}
 {hook}criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 --action-script /tmp/snap-{id}.sh {opts}
 rc=$?
 cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
-cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
+"#,
+        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), "$PID"),
+        opts = options(&w.dump_opts),
+        failed = rc::DUMP_FAILED,
+    )
+}
+
+/// Shell that restores `/tmp/img-ID` detached, recording the state just
+/// before the tree resumes into `$OUT/SNAP`.
+fn criu_restore_sh(id: &str, w: &Workload, snap: &str, pid: &str) -> String {
+    format!(
+        r#"{hook}criu restore -D /tmp/img-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh {opts}
+rc=$?
+cp /tmp/img-{id}/restore.log "$OUT/restore.log"
+[ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
+"#,
+        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), pid),
+        opts = options(&w.restore_opts),
+        failed = rc::RESTORE_FAILED,
+    )
+}
+
+fn options(opts: &[String]) -> String {
+    opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" ")
+}
+
+/// Waits until `after` step lines exist, dumps the tree with CRIU and leaves
+/// the images and the workload's files in the share.
+pub fn dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32) -> String {
+    format!(
+        r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
+{wait}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
 rm -rf /tmp/img-{id}
 "#,
         dir = op.dir(),
         out = op.out(),
         id = op.id,
-        ticks = timeout_s * 10,
-        hook = snapshot_hook(&format!("/tmp/snap-{}.sh", op.id), "\"$OUT/before.snap\"", "$PID"),
-        early = rc::EXITED_BEFORE_DUMP,
-        tmo = rc::DUMP_POINT_TIMEOUT,
-        opts = w.dump_opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
-        failed = rc::DUMP_FAILED,
+        wait = wait_steps_sh(after, timeout_s),
+        dump = criu_dump_sh(&op.id, w, "before.snap"),
         copy = rc::COPY_FAILED,
     )
 }
 
 /// Puts the dumped workload's files back at their paths and restores the
-/// tree detached. `dump` names the dump op (its dir and PIDs are kept).
+/// tree detached; its PIDs are those of the dump (`pid` is the root).
 pub fn restore_script(op: &OpPaths, w: &Workload, pid: u32) -> String {
     format!(
         r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}
 mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" && cp -a "$IN/img" /tmp/img-{id} || exit {copy}
-{hook}criu restore -D /tmp/img-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh {opts}
-rc=$?
-cp /tmp/img-{id}/restore.log "$OUT/restore.log"
-[ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
-"#,
+{restore}"#,
         id = op.id,
         out = op.out(),
-        opts = w.restore_opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" "),
-        hook = snapshot_hook(&format!("/tmp/snap-{}.sh", op.id), "\"$OUT/after.snap\"", &pid.to_string()),
+        restore = criu_restore_sh(&op.id, w, "after.snap", &pid.to_string()),
         copy = rc::COPY_FAILED,
-        failed = rc::RESTORE_FAILED,
+    )
+}
+
+/// One more C/R iteration in place (like zdtm's `--iters`): `apart` steps
+/// after where the restored workload in `dir_op`'s directory is now, dump it
+/// again and restore it on the same kernel, recording both states. Exits
+/// NO_ROOM when the workload is too near its last step for another round.
+pub fn iterate_script(
+    op: &OpPaths,
+    dir_op: &OpPaths,
+    w: &Workload,
+    pid: u32,
+    apart: u32,
+    steps: u32,
+    timeout_s: u32,
+) -> String {
+    format!(
+        "{PRELUDE}D={dir}; OUT={out}; PID={pid}\nmkdir -p \"$OUT\"\n\
+AFTER=$(( $(grep -c '^step ' \"$D/transcript\") + {apart} ))\n\
+[ $AFTER -le {last} ] && alive \"$PID\" || exit {no_room}\n{wait}{dump}{restore}",
+        dir = dir_op.dir(),
+        out = op.out(),
+        last = steps.saturating_sub(2),
+        no_room = rc::NO_ROOM,
+        wait = wait_steps_sh("$AFTER", timeout_s),
+        dump = criu_dump_sh(&op.id, w, "before.snap"),
+        restore = criu_restore_sh(&op.id, w, "after.snap", &pid.to_string()),
     )
 }
 
@@ -265,8 +324,15 @@ mod tests {
         assert!(s.contains("GLIBC_TUNABLES='glibc.pthread.rseq=0'"), "{s}");
         assert!(s.contains("setsid /opt/crtest/bin/counter \"$D\" 40"), "{s}");
         let d = dump_script(&op, &w(), 10, 60);
-        assert!(d.contains("criu dump -t \"$PID\" -D /tmp/img-d3 -o dump.log -v4 '--tcp-established'"), "{d}");
+        assert!(
+            d.contains("criu dump -t \"$PID\" -D /tmp/img-d3 -o dump.log -v4 --action-script /tmp/snap-d3.sh '--tcp-established'"),
+            "{d}"
+        );
         assert!(d.contains("-ge 10 ]"), "{d}");
+        let i = iterate_script(&OpPaths::new("i4"), &op, &w(), 103000, 3, 40, 60);
+        assert!(i.contains("D=/run/crtest/d3; OUT=/mnt/xfer/out/i4; PID=103000") && i.contains("-ge $AFTER ]"), "{i}");
+        assert!(i.contains("+ 3 ))") && i.contains("[ $AFTER -le 38 ]"), "{i}");
+        assert!(i.find("criu dump").unwrap() < i.find("criu restore -D /tmp/img-i4").unwrap(), "{i}");
     }
 
     #[test]

@@ -74,6 +74,14 @@ struct RunArgs {
     /// Print every guest operation.
     #[arg(short, long)]
     verbose: bool,
+    /// Seed that moves each dump point (default: a new one per run, printed
+    /// and recorded in results.json so a run can be repeated exactly).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Dump/restore rounds per cell: after the cross-kernel restore, dump and
+    /// restore again in place N-1 times, a few steps apart (like zdtm --iters).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    iters: u32,
 }
 
 #[derive(Subcommand)]
@@ -166,20 +174,27 @@ fn run(args: RunArgs) -> Result<i32> {
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
         converter: Box::new(convert::Identity),
+        seed: args.seed.unwrap_or_else(fresh_seed),
+        iters: args.iters,
     };
     eprintln!(
-        "crtest: {} cells ({} runnable) on kernels {} with {}, {} VMs at once, accel {:?}",
+        "crtest: {} cells ({} runnable) on kernels {} with {}, {} VMs at once, accel {:?}, seed {}, iters {}",
         plan.cells.len(),
         plan.runnable().count(),
         kernel_ids.join(", "),
         engine.id,
         args.jobs,
-        accel
+        accel,
+        setup.seed,
+        setup.iters
     );
     let staging = Staging::new(&args.out)?;
     let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
     crtest::reaper::scratch(work.path());
     let out = runner::run(&plan, &setup, args.jobs, work.path(), &staging.dir, &progress)?;
+    if std::env::var_os("CRTEST_KEEP_WORK").is_some() {
+        eprintln!("crtest: keeping the run's scratch dir {}", work.keep().display());
+    }
 
     let summary = Summary::of(&out.cells);
     let vm_info = report::json::vm_info(&out.vms);
@@ -208,6 +223,8 @@ fn run(args: RunArgs) -> Result<i32> {
         matrix: matrix.path.display().to_string(),
         accel,
         engine: engine.id.clone(),
+        seed: setup.seed,
+        iters: setup.iters,
         kernels: kernels_info,
         wall_secs: started.elapsed().as_secs_f64(),
         summary,
@@ -222,6 +239,12 @@ fn run(args: RunArgs) -> Result<i32> {
     staging.commit(&["junit.xml", "results.json"])?;
     println!("\n{grid}\n{summary} in {:.1}s; results in {}", started.elapsed().as_secs_f64(), args.out.display());
     Ok(summary.exit_code())
+}
+
+/// A seed for runs that were given none.
+fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 fn plan(select: Select, format: &str) -> Result<i32> {

@@ -141,7 +141,8 @@ mod seed_tests {
             assert!((5..=15).contains(&p), "{p}");
             assert_eq!(p, dump_point(seed, "counter", "6.1", 10, 40));
         }
-        let points: std::collections::BTreeSet<u32> = (0..200).map(|s| dump_point(s, "counter", "6.1", 10, 40)).collect();
+        let points: std::collections::BTreeSet<u32> =
+            (0..200).map(|s| dump_point(s, "counter", "6.1", 10, 40)).collect();
         assert!(points.len() > 5, "seeds should move the dump point: {points:?}");
         // Never at or past the last step, even for short workloads.
         assert!((0..50).all(|s| dump_point(s, "w", "k", 4, 5) <= 3));

@@ -53,6 +53,10 @@ pub struct Setup {
     pub timeouts: Timeouts,
     pub step_ms: u32,
     pub converter: Box<dyn Converter>,
+    /// Moves each dump point (see `plan::dump_point`); recorded in results.
+    pub seed: u64,
+    /// Dump/restore rounds per cell (1 = the cross-kernel one only).
+    pub iters: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -65,6 +69,8 @@ pub struct CellResult {
     pub conversion: Vec<StepRecord>,
     /// Directory (relative to the output dir) holding this cell's artifacts.
     pub artifacts: Option<String>,
+    /// The step after which the source dumped (from the seed).
+    pub dump_after: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,11 +95,13 @@ struct OpRecord {
     out: Option<PathBuf>,
     op: Option<OpPaths>,
     pid: Option<u32>,
+    /// For dumps: the step after which the tree was dumped.
+    step: Option<u32>,
 }
 
 impl OpRecord {
     fn broken(msg: String) -> Self {
-        OpRecord { outcome: Outcome::Broken(msg), secs: 0.0, out: None, op: None, pid: None }
+        OpRecord { outcome: Outcome::Broken(msg), secs: 0.0, out: None, op: None, pid: None, step: None }
     }
     fn record(&self, stage: Stage) -> StageRecord {
         StageRecord { stage, outcome: self.outcome.clone(), secs: self.secs }
@@ -180,6 +188,7 @@ pub fn run(
             stages: vec![],
             conversion: vec![],
             artifacts: None,
+            dump_after: None,
         };
         let n = done.fetch_add(1, Ordering::SeqCst) + 1;
         reporter.event(&Event::CellDone { result: Box::new(r.clone()), done: n, total });
@@ -357,6 +366,7 @@ impl Runner<'_> {
                         out: Some(self.share_out(kernel, &op)),
                         op: Some(op),
                         pid: None,
+                        step: None,
                     }
                 }
             };
@@ -371,12 +381,13 @@ impl Runner<'_> {
         let out = self.share_out(kernel, &op);
         let timeout = self.setup.timeouts.operation.as_secs() as u32;
         let started = Instant::now();
+        let after = crate::plan::dump_point(self.setup.seed, w, kernel, wl.dump_after, wl.steps);
         let start = engine::start_script(&op, wl, wl.steps, self.setup.step_ms, Some(pid_base(index)));
         let result = self.guest(kernel, &format!("start {w} for dump"), &start).and_then(|r| {
             if r.rc != 0 {
                 return Err(format!("starting the workload failed: {}", r.output.trim()));
             }
-            self.guest(kernel, &format!("dump {w}"), &engine::dump_script(&op, wl, wl.dump_after, timeout))
+            self.guest(kernel, &format!("dump {w} after step {after}"), &engine::dump_script(&op, wl, after, timeout))
         });
         let outcome = match result {
             Err(e) => Outcome::Broken(e),
@@ -386,7 +397,14 @@ impl Runner<'_> {
                 _ => Outcome::Broken(format!("dump script rc {}: {}", r.rc, r.output.trim())),
             },
         };
-        OpRecord { outcome, secs: started.elapsed().as_secs_f64(), pid: read_pid(&out), out: Some(out), op: Some(op) }
+        OpRecord {
+            outcome,
+            secs: started.elapsed().as_secs_f64(),
+            pid: read_pid(&out),
+            out: Some(out),
+            op: Some(op),
+            step: Some(after),
+        }
     }
 
     /// Restores every cell's image set on `kernel` and judges the cells.
@@ -437,6 +455,10 @@ impl Runner<'_> {
                 });
                 if transfer.outcome == Outcome::Ok && convert_ok == Some(true) && boot.is_ok() {
                     stages.push(self.restore(kernel, cell, &restore_op, dump.pid.unwrap_or(0)));
+                    // Further rounds right away, while the restored program is still mid-run.
+                    if self.setup.iters > 1 && stages.last().is_some_and(|s| s.outcome == Outcome::Ok) {
+                        stages.push(self.iterate(kernel, cell, dump));
+                    }
                 }
             }
             pending.push((cell, stages, conversion, restore_op));
@@ -445,31 +467,41 @@ impl Runner<'_> {
             .into_iter()
             .map(|(cell, mut stages, conversion, restore_op)| {
                 let (reference, dump) = &src[&(cell.workload.clone(), cell.src.clone())];
-                let restored = stages.last().is_some_and(|s| s.stage == Stage::Restore && s.outcome == Outcome::Ok);
-                if restored {
+                let restored = stages.iter().any(|s| s.stage == Stage::Restore && s.outcome == Outcome::Ok);
+                if restored && stages.last().is_some_and(|s| s.outcome == Outcome::Ok) {
                     stages.push(self.finish(kernel, cell, dump, &restore_op, timeout));
                 }
                 let expected = reference.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("transcript")).ok());
                 let actual = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("transcript")).ok();
-                let (status, reason) =
-                    if stages.last().is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok) {
-                        let t = Instant::now();
-                        let before = dump.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("before.snap")).ok());
-                        let after = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("after.snap")).ok();
-                        let (e, a) = (expected.as_deref(), actual.as_deref());
-                        let v = verdict::judge_with_state(&stages, e, a, before.as_deref(), after.as_deref());
-                        stages.push(StageRecord {
-                            stage: Stage::Compare,
-                            outcome: Outcome::Ok,
-                            secs: t.elapsed().as_secs_f64(),
-                        });
-                        v
-                    } else {
-                        verdict::judge(&stages, None, None)
-                    };
+                let (status, reason) = if stages
+                    .last()
+                    .is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok)
+                {
+                    let t = Instant::now();
+                    let before = dump.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("before.snap")).ok());
+                    let after = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("after.snap")).ok();
+                    let (e, a) = (expected.as_deref(), actual.as_deref());
+                    let v = verdict::judge_with_state(&stages, e, a, before.as_deref(), after.as_deref());
+                    stages.push(StageRecord {
+                        stage: Stage::Compare,
+                        outcome: Outcome::Ok,
+                        secs: t.elapsed().as_secs_f64(),
+                    });
+                    v
+                } else {
+                    verdict::judge(&stages, None, None)
+                };
                 let dir =
                     self.save_artifacts(cell, status, artifacts, reference, dump, &self.share_out(kernel, &restore_op));
-                CellResult { cell: (*cell).clone(), status, reason, stages, conversion, artifacts: dir }
+                CellResult {
+                    cell: (*cell).clone(),
+                    status,
+                    reason,
+                    stages,
+                    conversion,
+                    artifacts: dir,
+                    dump_after: dump.step,
+                }
             })
             .collect()
     }
@@ -512,6 +544,65 @@ impl Runner<'_> {
             Ok(r) => Outcome::Broken(format!("restore script rc {}: {}", r.rc, r.output.trim())),
         };
         StageRecord { stage: Stage::Restore, outcome, secs: t.elapsed().as_secs_f64() }
+    }
+
+    /// Rounds 2..=iters: dump and restore again in place, a few steps apart,
+    /// each required to keep every fd and mapping.
+    fn iterate(&self, kernel: &str, cell: &Cell, dump: &OpRecord) -> StageRecord {
+        const STEPS_APART: u32 = 3;
+        let wl = self.setup.library.get(&cell.workload).expect("plan validated");
+        let timeout = self.setup.timeouts.operation.as_secs() as u32;
+        let t = Instant::now();
+        let (Some(dir_op), Some(pid)) = (&dump.op, dump.pid) else {
+            return StageRecord {
+                stage: Stage::Iterate,
+                outcome: Outcome::Broken("dump left no pid".into()),
+                secs: 0.0,
+            };
+        };
+        let mut outcome = Outcome::Ok;
+        for round in 2..=self.setup.iters {
+            let op = self.op_id('i');
+            let out = self.share_out(kernel, &op);
+            let script = engine::iterate_script(&op, dir_op, wl, pid, STEPS_APART, wl.steps, timeout);
+            outcome = match self.guest(kernel, &format!("iteration {round} of {}", cell.id), &script) {
+                Err(e) => Outcome::Broken(e),
+                Ok(r) => match r.rc {
+                    rc::OK => match (
+                        std::fs::read_to_string(out.join("before.snap")),
+                        std::fs::read_to_string(out.join("after.snap")),
+                    ) {
+                        (Ok(b), Ok(a)) => match crate::snapshot::compare(&b, &a) {
+                            None => Outcome::Ok,
+                            Some(d) => Outcome::Failed(format!("round {round}: process state: {d}")),
+                        },
+                        _ => Outcome::Broken(format!("round {round}: no state snapshot")),
+                    },
+                    rc::DUMP_FAILED => {
+                        Outcome::Failed(format!("round {round}: {}", criu_error(&out.join("dump.log"), "criu dump")))
+                    }
+                    rc::RESTORE_FAILED => Outcome::Failed(format!(
+                        "round {round}: {}",
+                        criu_error(&out.join("restore.log"), "criu restore")
+                    )),
+                    // The workload is too close to its end for another round.
+                    rc::NO_ROOM => break,
+                    rc::EXITED_BEFORE_DUMP => {
+                        Outcome::Failed(format!("round {round}: restored program exited early: {}", r.output.trim()))
+                    }
+                    rc::DUMP_POINT_TIMEOUT => {
+                        Outcome::Failed(format!("round {round}: restored program stalled: {}", r.output.trim()))
+                    }
+                    other => {
+                        Outcome::Broken(format!("round {round}: iteration script rc {other}: {}", r.output.trim()))
+                    }
+                },
+            };
+            if outcome != Outcome::Ok {
+                break;
+            }
+        }
+        StageRecord { stage: Stage::Iterate, outcome, secs: t.elapsed().as_secs_f64() }
     }
 
     fn finish(&self, kernel: &str, cell: &Cell, dump: &OpRecord, op: &OpPaths, timeout: u32) -> StageRecord {

@@ -128,7 +128,11 @@ mod tests {
     fn a_moved_mapping_is_named() {
         let after = BEFORE.replace("00400000-004c5000", "00401000-004c6000");
         let d = compare(BEFORE, &after).unwrap();
-        assert!(d.contains("missing after restore: pid 200000 map 00400000-004c5000") && d.contains("instead: pid 200000 map 00401000"), "{d}");
+        assert!(
+            d.contains("missing after restore: pid 200000 map 00400000-004c5000")
+                && d.contains("instead: pid 200000 map 00401000"),
+            "{d}"
+        );
         assert!(compare("", "x").is_some());
     }
 }

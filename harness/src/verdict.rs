@@ -37,6 +37,8 @@ pub enum Stage {
     Convert,
     BootDst,
     Restore,
+    /// Further dump/restore rounds in place (`--iters`).
+    Iterate,
     Finish,
     Compare,
 }
@@ -164,12 +166,21 @@ mod tests {
     #[test]
     fn state_differences_fail_after_equal_transcripts() {
         let snap = "1 fd 3 pipe:[1]\n";
-        assert_eq!(judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some("1 fd 3 pipe:[2]\n")).0, Status::Pass);
+        assert_eq!(
+            judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some("1 fd 3 pipe:[2]\n")).0,
+            Status::Pass
+        );
         let (st, why) = judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(""));
-        assert_eq!((st, why.unwrap().as_str()), (Status::Fail, "process state: 1 missing after restore: pid 1 fd 3 -> pipe"));
+        assert_eq!(
+            (st, why.unwrap().as_str()),
+            (Status::Fail, "process state: 1 missing after restore: pid 1 fd 3 -> pipe")
+        );
         assert_eq!(judge_with_state(&[], Some("a\n"), Some("a\n"), None, Some(snap)).0, Status::Error);
         // A transcript difference is reported first.
-        assert!(judge_with_state(&[], Some("a\n"), Some("b\n"), Some(snap), Some("")).1.unwrap().starts_with("compare:"));
+        assert!(judge_with_state(&[], Some("a\n"), Some("b\n"), Some(snap), Some(""))
+            .1
+            .unwrap()
+            .starts_with("compare:"));
     }
 
     #[test]

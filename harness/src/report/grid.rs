@@ -60,6 +60,7 @@ mod tests {
             stages: vec![],
             conversion: vec![],
             artifacts: None,
+            dump_after: None,
         }
     }
 

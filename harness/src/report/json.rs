@@ -15,6 +15,8 @@ pub struct Results<'a> {
     pub matrix: String,
     pub accel: crate::vm::Accel,
     pub engine: String,
+    pub seed: u64,
+    pub iters: u32,
     pub kernels: BTreeMap<String, KernelInfo>,
     pub wall_secs: f64,
     pub summary: Summary,

@@ -59,6 +59,7 @@ mod tests {
             stages: vec![],
             conversion: vec![],
             artifacts: None,
+            dump_after: None,
         };
         let cells = vec![
             mk("6.1", Status::Pass, None),
