@@ -110,7 +110,7 @@ pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_ba
         .unwrap_or_default();
     format!(
         "{PRELUDE}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
-env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} \"$D\" {steps} </dev/null >/run/crtest/{id}.stdout 2>&1 &\n\
+env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} {args} </dev/null >{stdout} 2>/run/crtest/{id}.stdout &\n\
 echo $! >\"$OUT/pid\"\n",
         dir = op.dir(),
         out = op.out(),
@@ -119,7 +119,29 @@ echo $! >\"$OUT/pid\"\n",
         bin = WORKLOAD_BIN_DIR,
         name = w.program(),
         id = op.id,
+        args = match &w.path {
+            Some(_) => w.args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
+            None => format!("\"$D\" {steps}"),
+        },
+        stdout = if w.path.is_some() && w.transcript_file() == "transcript" {
+            "\"$D/transcript\"".to_string()
+        } else {
+            format!("/run/crtest/{}.stdout", op.id)
+        },
     )
+}
+
+/// Shell defining how a workload in `$D` shows progress: `$T` its
+/// transcript, `$PAT` what counts as a step line, `finished` when it is done.
+/// Library workloads end with `done`; a user's program ends when it exits.
+fn workload_sh(w: &Workload) -> String {
+    match &w.path {
+        Some(_) => format!("T=\"$D/{}\"; PAT=''\nfinished() {{ ! alive \"$PID\"; }}\n", w.transcript_file()),
+        None => {
+            "T=\"$D/transcript\"; PAT='^step '\nfinished() { [ -f \"$T\" ] && [ \"$(tail -n 1 \"$T\")\" = done ]; }\n"
+                .to_string()
+        }
+    }
 }
 
 /// Shell that waits until the workload in `$D` (process `$PID`) has written
@@ -128,7 +150,7 @@ fn wait_steps_sh(after: impl std::fmt::Display, timeout_s: u32) -> String {
     format!(
         r#"n=0
 while :; do
-    c=$(grep -c '^step ' "$D/transcript" 2>/dev/null)
+    c=$(grep -c "$PAT" "$T" 2>/dev/null)
     [ "${{c:-0}}" -ge {after} ] && break
     alive "$PID" || {{ echo "workload exited before step {after}"; exit {early}; }}
     n=$((n + 1)); [ $n -gt {ticks} ] && {{ echo "workload did not reach step {after} in {timeout_s}s"; exit {tmo}; }}
@@ -181,12 +203,13 @@ fn options(opts: &[String]) -> String {
 pub fn dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32) -> String {
     format!(
         r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
-{wait}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
+{wl}{wait}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
 rm -rf /tmp/img-{id}
 "#,
         dir = op.dir(),
         out = op.out(),
         id = op.id,
+        wl = workload_sh(w),
         wait = wait_steps_sh(after, timeout_s),
         dump = criu_dump_sh(&op.id, w, "before.snap"),
         copy = rc::COPY_FAILED,
@@ -222,11 +245,12 @@ pub fn iterate_script(
 ) -> String {
     format!(
         "{PRELUDE}D={dir}; OUT={out}; PID={pid}\nmkdir -p \"$OUT\"\n\
-AFTER=$(( $(grep -c '^step ' \"$D/transcript\") + {apart} ))\n\
+{wl}AFTER=$(( $(grep -c \"$PAT\" \"$T\") + {apart} ))\n\
 [ $AFTER -le {last} ] && alive \"$PID\" || exit {no_room}\n{wait}{dump}{restore}",
         dir = dir_op.dir(),
         out = op.out(),
         last = steps.saturating_sub(2),
+        wl = workload_sh(w),
         no_room = rc::NO_ROOM,
         wait = wait_steps_sh("$AFTER", timeout_s),
         dump = criu_dump_sh(&op.id, w, "before.snap"),
@@ -236,28 +260,40 @@ AFTER=$(( $(grep -c '^step ' \"$D/transcript\") + {apart} ))\n\
 
 /// Waits for the workload in `dir_op`'s directory (process `pid`) to write
 /// `done`, then copies its transcript to `op`'s share dir.
-pub fn wait_script(op: &OpPaths, dir_op: &OpPaths, pid: u32, timeout_s: u32) -> String {
+pub fn wait_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32, timeout_s: u32) -> String {
     format!(
-        r#"{PRELUDE}D={dir}; OUT={out}
-mkdir -p "$OUT"
-finished() {{ [ -f "$D/transcript" ] && [ "$(tail -n 1 "$D/transcript")" = done ]; }}
+        r#"{PRELUDE}D={dir}; OUT={out}; PID={pid}
+{wl}mkdir -p "$OUT"
 n=0; code=0
 while ! finished; do
-    if ! alive {pid}; then sleep 0.2; finished && break; code={died}; break; fi
+    if ! alive $PID; then sleep 0.2; finished && break; code={died}; break; fi
     n=$((n + 1)); [ $n -gt {ticks} ] && {{ code={tmo}; break; }}
     sleep 0.1
 done
-cp "$D/transcript" "$OUT/transcript" 2>/dev/null
+cp "$T" "$OUT/transcript" 2>/dev/null
 cp "/run/crtest/{dir_id}.stdout" "$OUT/stdout" 2>/dev/null
 exit $code
 "#,
         dir = dir_op.dir(),
         dir_id = dir_op.id,
         out = op.out(),
+        wl = workload_sh(w),
         ticks = timeout_s * 10,
         died = rc::DIED,
         tmo = rc::FINISH_TIMEOUT,
     )
+}
+
+/// Asks the engine which of `features` this kernel supports, one
+/// `NAME RC` line each.
+pub fn feature_script(features: &[&str]) -> String {
+    let names: Vec<String> = features.iter().map(|f| quote(f)).collect();
+    format!("for f in {}; do criu check --feature \"$f\" >/dev/null 2>&1; echo \"$f $?\"; done\n", names.join(" "))
+}
+
+/// Reads the answer of [`feature_script`]: feature -> supported.
+pub fn parse_features(output: &str) -> std::collections::BTreeMap<String, bool> {
+    output.lines().filter_map(|l| l.rsplit_once(' ')).map(|(f, rc)| (f.to_string(), rc.trim() == "0")).collect()
 }
 
 /// The engine's own words for why it failed: the first `Error (...)` line of

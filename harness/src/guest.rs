@@ -154,7 +154,7 @@ fn add_busybox(tree: &mut Tree) -> Result<()> {
 }
 
 /// An ELF file with no PT_INTERP program header (no dynamic loader).
-fn is_static_elf(data: &[u8]) -> bool {
+pub fn is_static_elf(data: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
     let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
     let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));

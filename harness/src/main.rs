@@ -143,7 +143,7 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
         anyhow::ensure!(matrix.workloads.contains(w), "--workload {w}: not a workload of {}", path.display());
     }
     let filters = Filters { kernels: select.kernels.clone(), workloads: select.workloads.clone() };
-    let plan = Plan::new(&matrix, &project.catalog, &project.library, &filters);
+    let plan = Plan::new(&matrix, &project.catalog, &matrix.library, &filters);
     Ok((matrix, plan))
 }
 
@@ -157,11 +157,11 @@ fn run(args: RunArgs) -> Result<i32> {
     let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
     let kernels = prepare::kernels(&project, &kernel_ids, &cache, &progress)?;
     let engine = Engine::host_criu()?;
-    let images = prepare::images(&project, &plan, &kernels, &engine, &cache, &progress)?;
+    let images = prepare::images(&matrix.library, &plan, &kernels, &engine, &cache, &progress)?;
     let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
     let accel = prepare::accel(args.accel.unwrap_or(matrix.accel), probe, &cache, &progress);
     let setup = Setup {
-        library: project.library.clone(),
+        library: matrix.library.clone(),
         engine_id: engine.id.clone(),
         kernels,
         images,
@@ -173,7 +173,10 @@ fn run(args: RunArgs) -> Result<i32> {
         },
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
-        converter: Box::new(convert::Identity),
+        converter: match &matrix.converter {
+            None => Box::new(convert::Identity),
+            Some(command) => Box::new(convert::External { command: command.clone() }),
+        },
         seed: args.seed.unwrap_or_else(fresh_seed),
         iters: args.iters,
     };

@@ -23,6 +23,13 @@ struct RawMatrix {
     /// Milliseconds each workload step sleeps (CRTEST_STEP_MS).
     #[serde(default)]
     step_ms: Option<u32>,
+    /// `identity` (default) or the path of a converter command (relative to
+    /// the matrix file) following the contract in `convert.rs`.
+    #[serde(default)]
+    converter: Option<String>,
+    /// The user's own programs, described like library workloads plus `path`.
+    #[serde(default)]
+    programs: Vec<crate::workload::Workload>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +100,10 @@ pub struct Matrix {
     pub cpu: String,
     pub accel: AccelChoice,
     pub step_ms: u32,
+    /// None for identity, else the converter command.
+    pub converter: Option<PathBuf>,
+    /// The library plus this matrix's `programs:`.
+    pub library: Library,
 }
 
 pub const PAIR_KINDS: &str = "all, diagonal, upgrade, downgrade, or a list of [src, dst]";
@@ -102,6 +113,7 @@ impl Matrix {
         let (raw, text): (RawMatrix, String) = yaml::load(path)?;
         let at = |section: &str, needle: &str| yaml::line_of(&text, section, needle);
         let err = |line, m: String| ConfigError::new(path, line, m);
+        let library = library.with_programs(&raw.programs, path, &text)?;
         for k in &raw.kernels {
             if catalog.get(k).is_none() {
                 let known: Vec<&str> = catalog.kernels.iter().map(|k| k.id.as_str()).collect();
@@ -168,6 +180,20 @@ impl Matrix {
             cpu: raw.vm.cpu.unwrap_or_else(|| "max".into()),
             accel,
             step_ms: raw.step_ms.unwrap_or(100),
+            converter: match raw.converter.as_deref() {
+                None | Some("identity") => None,
+                Some(cmd) => {
+                    let p = std::path::absolute(path.parent().unwrap_or(Path::new(".")).join(cmd)).unwrap_or_default();
+                    if !p.is_file() {
+                        return Err(err(
+                            at("converter", cmd),
+                            format!("converter `{cmd}`: expected `identity` or an executable file"),
+                        ));
+                    }
+                    Some(p)
+                }
+            },
+            library,
         })
     }
 }

@@ -66,7 +66,7 @@ pub fn kernels(
 
 /// Builds the guest image of every kernel with `engine` and the plan's workloads.
 pub fn images(
-    project: &Project,
+    library: &Library,
     plan: &Plan,
     kernels: &BTreeMap<String, Kernel>,
     engine: &Engine,
@@ -75,7 +75,7 @@ pub fn images(
 ) -> Result<BTreeMap<String, GuestImage>> {
     let names: Vec<String> =
         plan.runnable().map(|c| c.workload.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-    let binaries = project.library.build(&names, cache)?;
+    let binaries = library.build(&names, cache)?;
     let mut out = BTreeMap::new();
     for (id, kernel) in kernels {
         let image = guest::build(kernel, engine, &binaries, cache)

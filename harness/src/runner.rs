@@ -125,6 +125,8 @@ struct Runner<'a> {
     /// Console logs of VMs that are gone, by kernel.
     consoles: Mutex<BTreeMap<String, VmRecord>>,
     boot_times: Mutex<BTreeMap<String, f64>>,
+    /// Per kernel: engine features found missing by `criu check --feature`.
+    features: Mutex<BTreeMap<String, BTreeMap<String, bool>>>,
     next_op: AtomicU32,
 }
 
@@ -144,6 +146,7 @@ pub fn run(
         vms: Mutex::new(BTreeMap::new()),
         consoles: Mutex::new(BTreeMap::new()),
         boot_times: Mutex::new(BTreeMap::new()),
+        features: Mutex::new(BTreeMap::new()),
         next_op: AtomicU32::new(0),
     };
     let dumps: Vec<(String, String)> = plan.dumps().into_iter().collect();
@@ -312,6 +315,17 @@ impl Runner<'_> {
         }
         let lib = &self.setup.library;
         let step_ms = self.setup.step_ms;
+        let (unsupported, workloads): (Vec<_>, Vec<_>) = workloads
+            .iter()
+            .partition(|(_, w)| self.unsupported(kernel, lib.get(w).expect("plan validated")).is_some());
+        let mut out: Vec<(String, (OpRecord, OpRecord))> = unsupported
+            .iter()
+            .map(|(_, w)| {
+                let why = self.unsupported(kernel, lib.get(w).expect("plan validated")).unwrap_or_default();
+                let rec = OpRecord { outcome: Outcome::Unsupported(why), ..OpRecord::broken(String::new()) };
+                (w.to_string(), (rec.clone(), rec))
+            })
+            .collect();
         // Start every reference run first: they sleep most of the time and run alongside the dumps.
         let refs: Vec<(OpPaths, Result<(), String>)> = workloads
             .iter()
@@ -337,7 +351,6 @@ impl Runner<'_> {
             .collect();
         let dumps: Vec<OpRecord> = workloads.iter().map(|(i, w)| self.dump(kernel, *i, w)).collect();
         let timeout = self.setup.timeouts.operation.as_secs() as u32;
-        let mut out = Vec::new();
         for ((op, started), ((_, w), dump)) in refs.into_iter().zip(workloads.iter().zip(dumps)) {
             let reference = match started {
                 Err(e) => OpRecord::broken(e),
@@ -348,7 +361,7 @@ impl Runner<'_> {
                         self.guest(
                             kernel,
                             &format!("finish reference {w}"),
-                            &engine::wait_script(&op, &op, pid, timeout),
+                            &engine::wait_script(&op, &op, lib.get(w).expect("plan validated"), pid, timeout),
                         )
                     });
                     let outcome = match r {
@@ -436,24 +449,25 @@ impl Runner<'_> {
                 if let Some(step) = step {
                     stages.push(StageRecord {
                         stage: Stage::Convert,
-                        outcome: if step.ok {
-                            Outcome::Ok
-                        } else {
-                            Outcome::Broken(step.message.clone().unwrap_or_default())
+                        outcome: match (step.ok, self.setup.converter.under_test()) {
+                            (true, _) => Outcome::Ok,
+                            (false, true) => Outcome::Failed(step.message.clone().unwrap_or_default()),
+                            (false, false) => Outcome::Broken(step.message.clone().unwrap_or_default()),
                         },
                         secs: step.secs,
                     });
                     conversion.push(step);
                 }
+                let wl = self.setup.library.get(&cell.workload).expect("plan validated");
                 stages.push(StageRecord {
                     stage: Stage::BootDst,
                     outcome: match &boot {
-                        Ok(_) => Outcome::Ok,
+                        Ok(_) => self.unsupported(kernel, wl).map_or(Outcome::Ok, Outcome::Unsupported),
                         Err(e) => Outcome::Broken(format!("VM for {kernel} did not boot: {}", first_line(e))),
                     },
                     secs: *boot.as_ref().unwrap_or(&0.0),
                 });
-                if transfer.outcome == Outcome::Ok && convert_ok == Some(true) && boot.is_ok() {
+                if stages.iter().all(|s| s.outcome == Outcome::Ok) && convert_ok == Some(true) {
                     stages.push(self.restore(kernel, cell, &restore_op, dump.pid.unwrap_or(0)));
                     // Further rounds right away, while the restored program is still mid-run.
                     if self.setup.iters > 1 && stages.last().is_some_and(|s| s.outcome == Outcome::Ok) {
@@ -504,6 +518,31 @@ impl Runner<'_> {
                 }
             })
             .collect()
+    }
+
+    /// Why `w` cannot run on `kernel` (an engine feature it needs is missing),
+    /// probing every feature of the library once per kernel.
+    fn unsupported(&self, kernel: &str, w: &crate::workload::Workload) -> Option<String> {
+        if w.features.is_empty() {
+            return None;
+        }
+        if !self.features.lock().unwrap().contains_key(kernel) {
+            let mut all: Vec<&String> = self.setup.library.workloads.iter().flat_map(|w| &w.features).collect();
+            all.sort();
+            all.dedup();
+            let names: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+            let found = match self.guest(kernel, "criu check --feature", &engine::feature_script(&names)) {
+                Ok(r) => engine::parse_features(&r.output),
+                Err(e) => return Some(format!("could not probe engine features: {}", first_line(&e))),
+            };
+            self.features.lock().unwrap().insert(kernel.to_string(), found);
+        }
+        let have = &self.features.lock().unwrap()[kernel];
+        let missing: Vec<&str> =
+            w.features.iter().filter(|f| have.get(*f) != Some(&true)).map(String::as_str).collect();
+        (!missing.is_empty()).then(|| {
+            format!("`criu check --feature {}` fails on kernel {kernel} ({})", missing.join(", "), self.setup.engine_id)
+        })
     }
 
     fn boot_secs(&self, kernel: &str) -> f64 {
@@ -614,7 +653,8 @@ impl Runner<'_> {
                 secs: 0.0,
             };
         };
-        let script = engine::wait_script(op, dump_op, pid, timeout);
+        let wl = self.setup.library.get(&cell.workload).expect("plan validated");
+        let script = engine::wait_script(op, dump_op, wl, pid, timeout);
         let last = || last_line(&self.share_out(kernel, op).join("transcript"));
         let outcome = match self.guest(kernel, &format!("finish {}", cell.id), &script) {
             Err(e) => Outcome::Broken(e),

@@ -79,9 +79,25 @@ fn strip_inode(target: &str) -> String {
     target.to_string()
 }
 
+/// Where the kernel's own mappings were at dump time, per pid. Across
+/// kernels CRIU keeps the old vDSO/vvar as a proxy at those addresses (now
+/// unnamed) and maps the new kernel's elsewhere, so both are left out.
+fn kernel_ranges(text: &str) -> Vec<(String, u64, u64)> {
+    text.lines()
+        .filter_map(map_parts)
+        .filter(|(_, _, _, _, _, path)| KERNEL_MAPPINGS.contains(path))
+        .map(|(pid, s, e, ..)| (pid.to_string(), s, e))
+        .collect()
+}
+
 /// Describes how the state after restore differs from the state at dump.
 pub fn compare(before: &str, after: &str) -> Option<String> {
-    let (b, a) = (parse(before), parse(after));
+    let old = kernel_ranges(before);
+    let in_old_vdso = |line: &&str| {
+        map_parts(line).is_some_and(|(pid, s, e, ..)| old.iter().any(|(p, os, oe)| p == pid && *os <= s && e <= *oe))
+    };
+    let after: String = after.lines().filter(|l| !in_old_vdso(l)).map(|l| format!("{l}\n")).collect();
+    let (b, a) = (parse(before), parse(&after));
     if b.is_empty() {
         return Some("no processes were recorded at dump time".into());
     }
@@ -116,6 +132,16 @@ mod tests {
         // Not contiguous in the file: stays two mappings.
         let gap = "1 map 0047c000-004a4000 r--p 0007c000 /bin/p\n1 map 004a4000-004a8000 r--p 000b0000 /bin/p\n";
         assert!(compare(gap, merged).is_some());
+    }
+
+    #[test]
+    fn vdso_proxy_left_at_old_addresses_is_not_a_difference() {
+        let before = "1 map 7ffd1000-7ffd5000 r--p 00000000 [vvar]\n1 map 7ffd5000-7ffd7000 r-xp 00000000 [vdso]\n1 fd 0 /dev/null\n";
+        let after = "1 map 7ffd1000-7ffd5000 r--p 00000000 \n1 map 7ffd5000-7ffd7000 r-xp 00000000 \n1 map 7fe00000-7fe04000 r--p 00000000 [vvar]\n1 fd 0 /dev/null\n";
+        assert_eq!(compare(before, after), None);
+        // An unnamed mapping elsewhere is still a difference.
+        let stray = format!("{after}1 map 10000000-10001000 r--p 00000000 \n");
+        assert!(compare(before, &stray).unwrap().contains("10000000-10001000"));
     }
 
     #[test]

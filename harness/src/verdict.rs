@@ -52,6 +52,8 @@ pub enum Outcome {
     Failed(String),
     /// crtest or the infrastructure broke.
     Broken(String),
+    /// The combination cannot run (a feature the workload needs is missing).
+    Unsupported(String),
     NotRun,
 }
 
@@ -72,6 +74,7 @@ pub fn judge(stages: &[StageRecord], expected: Option<&str>, actual: Option<&str
             Outcome::Ok | Outcome::NotRun => {}
             Outcome::Failed(m) => return (Status::Fail, Some(format!("{name}: {m}"))),
             Outcome::Broken(m) => return (Status::Error, Some(format!("{name}: {m}"))),
+            Outcome::Unsupported(m) => return (Status::Skip, Some(format!("{name}: {m}"))),
         }
     }
     match (expected, actual) {
@@ -154,6 +157,15 @@ mod tests {
         let (st, why) = judge(&s, None, None);
         assert_eq!(st, Status::Fail);
         assert_eq!(why.unwrap(), "restore: Error (criu/cr-restore.c:1): 42 killed by signal 11: Segmentation fault");
+    }
+
+    #[test]
+    fn missing_features_skip() {
+        let s = [rec(Stage::Dump, Outcome::Unsupported("criu check --feature timens fails on kernel 5.4".into()))];
+        assert_eq!(
+            judge(&s, None, None),
+            (Status::Skip, Some("dump: criu check --feature timens fails on kernel 5.4".into()))
+        );
     }
 
     #[test]

@@ -40,9 +40,27 @@ pub struct Workload {
     pub features: Vec<String>,
     #[serde(default)]
     pub skip_reason: Option<String>,
+    /// A user's own static executable instead of a library program; it runs
+    /// with `args` in a directory of its own and ends by exiting.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Where a user program's transcript is: `stdout` (default) or a file
+    /// name relative to its directory. Every line counts as a step.
+    #[serde(default)]
+    pub transcript: Option<String>,
 }
 
 impl Workload {
+    /// The file, relative to the workload's directory, holding its transcript.
+    pub fn transcript_file(&self) -> &str {
+        match self.transcript.as_deref() {
+            None | Some("stdout") => "transcript",
+            Some(file) => file,
+        }
+    }
+
     /// The program this entry runs (`workloads/PROGRAM.c`).
     pub fn program(&self) -> &str {
         self.program.as_deref().unwrap_or(&self.name)
@@ -88,7 +106,7 @@ impl Library {
                     w.name, w.dump_after, w.steps
                 )));
             }
-            if !dir.join(format!("{}.c", w.program())).is_file() {
+            if w.path.is_none() && !dir.join(format!("{}.c", w.program())).is_file() {
                 return Err(err(format!(
                     "workload `{}`: expected its source at {}/{}.c",
                     w.name,
@@ -108,6 +126,35 @@ impl Library {
         Ok(Library { dir: dir.to_path_buf(), workloads })
     }
 
+    /// This library plus a matrix's own `programs:` (user executables).
+    pub fn with_programs(&self, programs: &[Workload], matrix: &Path, text: &str) -> Result<Library, ConfigError> {
+        let mut lib = self.clone();
+        for p in programs {
+            let err = |m: String| ConfigError::new(matrix, yaml::line_of(text, "programs", &p.name), m);
+            if lib.get(&p.name).is_some() {
+                return Err(err(format!("program `{}`: a workload of that name exists already", p.name)));
+            }
+            let path = p
+                .path
+                .as_ref()
+                .ok_or_else(|| err(format!("program `{}`: expected `path:` to a static executable", p.name)))?;
+            let data = std::fs::read(path)
+                .map_err(|e| err(format!("program `{}`: cannot read {}: {e}", p.name, path.display())))?;
+            if !crate::guest::is_static_elf(&data) {
+                return Err(err(format!(
+                    "program `{}`: {} is not a statically linked x86_64 executable",
+                    p.name,
+                    path.display()
+                )));
+            }
+            if p.dump_after == 0 || p.dump_after >= p.steps {
+                return Err(err(format!("program `{}`: expected 0 < dump_after < steps", p.name)));
+            }
+            lib.workloads.push(p.clone());
+        }
+        Ok(lib)
+    }
+
     pub fn get(&self, name: &str) -> Option<&Workload> {
         self.workloads.iter().find(|w| w.name == name)
     }
@@ -120,7 +167,15 @@ impl Library {
         programs.sort();
         programs.dedup();
         let mut out = BTreeMap::new();
-        for name in programs {
+        for w in names.iter().filter_map(|n| self.get(n)) {
+            if let Some(path) = &w.path {
+                let bin = std::fs::read(path)
+                    .with_context(|| format!("reading program {} of workload {}", path.display(), w.name))?;
+                out.insert(w.name.clone(), bin);
+            }
+        }
+        let users: Vec<String> = out.keys().cloned().collect();
+        for name in programs.into_iter().filter(|p| !users.iter().any(|u| u == p)) {
             let src = self.dir.join(format!("{name}.c"));
             let mut key = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
             key.extend_from_slice(&common);
