@@ -3,6 +3,7 @@
 //! Data flows one way: matrix -> plan -> VMs -> checkpoint/convert/restore ->
 //! verdicts -> reports.
 
+pub mod bisect;
 pub mod convert;
 pub mod cpio;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod prepare;
 pub mod reaper;
 pub mod report;
 pub mod runner;
+pub mod session;
 pub mod snapshot;
 pub mod verdict;
 pub mod vm;

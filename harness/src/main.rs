@@ -1,18 +1,17 @@
 //! The `crtest` command: thin wiring from arguments to the library.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
-use crtest::engine::Engine;
+use crtest::bisect::{self, Probe};
+use crtest::fsutil;
 use crtest::kernel::fetch;
 use crtest::matrix::{AccelChoice, Matrix};
 use crtest::plan::{Filters, Plan};
 use crtest::prepare::{self, Project};
-use crtest::report::{self, output::Staging, progress::Progress, Summary};
-use crtest::runner::{self, Setup};
-use crtest::vm::VmConfig;
-use crtest::{convert, fsutil};
+use crtest::report::progress::Progress;
+use crtest::session;
+use crtest::verdict::Status;
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Parser)]
 #[command(name = "crtest", version, about = "Checkpoint/restart compatibility across Linux kernels, in QEMU")]
@@ -43,6 +42,60 @@ enum Command {
         #[command(subcommand)]
         command: WorkloadsCommand,
     },
+    /// Run one cell; exit 0 PASS, 1 FAIL, 125 otherwise (for `git bisect run`).
+    Cell(CellArgs),
+    /// Find the first kernel where a cell goes bad.
+    Bisect(BisectArgs),
+}
+
+#[derive(clap::Args)]
+struct CellArgs {
+    /// Source kernel: a catalog id or the path of a bzImage.
+    #[arg(long)]
+    src_kernel: String,
+    /// Target kernel: a catalog id or the path of a bzImage.
+    #[arg(long)]
+    dst_kernel: String,
+    #[arg(long)]
+    workload: String,
+    /// Modules tree (lib/modules/RELEASE) for bzImage kernels, if they need modules.
+    #[arg(long)]
+    modules: Option<PathBuf>,
+    /// The engine; only the host's CRIU is available in this build.
+    #[arg(long)]
+    engine: Option<String>,
+    #[arg(long, default_value = "crtest-cell")]
+    out: PathBuf,
+    #[arg(long)]
+    accel: Option<AccelChoice>,
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct BisectArgs {
+    /// The ordered axis to bisect: `kernel` (the catalog's order).
+    #[arg(long, default_value = "kernel")]
+    axis: String,
+    #[arg(long)]
+    good: String,
+    #[arg(long)]
+    bad: String,
+    #[arg(long)]
+    workload: String,
+    /// Which side of the pair moves: both (K->K), src (K->FIXED) or dst (FIXED->K).
+    #[arg(long, default_value = "both")]
+    side: String,
+    /// The kernel on the side that does not move (with --side src or dst).
+    #[arg(long)]
+    fixed: Option<String>,
+    /// Runs per probe: any FAIL is bad, all PASS is good.
+    #[arg(long, default_value_t = 2)]
+    repeat: u32,
+    #[arg(long, default_value = "crtest-bisect")]
+    out: PathBuf,
+    #[arg(long)]
+    accel: Option<AccelChoice>,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +174,8 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Kernels { command: KernelsCommand::List } => kernels_list(),
         Command::Kernels { command: KernelsCommand::Fetch { ids } } => kernels_fetch(ids),
         Command::Workloads { command: WorkloadsCommand::List } => workloads_list(),
+        Command::Cell(args) => cell(args),
+        Command::Bisect(args) => bisect_cmd(args),
     }
 }
 
@@ -148,106 +203,113 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
 }
 
 fn run(args: RunArgs) -> Result<i32> {
-    let started = Instant::now();
-    crtest::reaper::install();
     let project = Project::load()?;
     let (matrix, plan) = load_plan(&project, &args.select)?;
     let progress = Progress::new(args.verbose);
-    let cache = fsutil::cache_dir();
-    let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
-    let kernels = prepare::kernels(&project, &kernel_ids, &cache, &progress)?;
-    let engine = Engine::host_criu()?;
-    let images = prepare::images(&matrix.library, &plan, &kernels, &engine, &cache, &progress)?;
-    let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
-    let accel = prepare::accel(args.accel.unwrap_or(matrix.accel), probe, &cache, &progress);
-    let setup = Setup {
-        library: matrix.library.clone(),
-        engine_id: engine.id.clone(),
-        kernels,
-        images,
-        vm: VmConfig {
-            accel,
-            memory_mb: matrix.memory_mb,
-            cpu: matrix.cpu.clone(),
-            boot_timeout: matrix.timeouts.boot,
-        },
-        timeouts: matrix.timeouts.clone(),
-        step_ms: matrix.step_ms,
-        converter: match &matrix.converter {
-            None => Box::new(convert::Identity),
-            Some(command) => Box::new(convert::External { command: command.clone() }),
-        },
-        seed: args.seed.unwrap_or_else(fresh_seed),
+    let opts = session::Options {
+        jobs: args.jobs,
+        out: args.out.clone(),
+        accel: args.accel,
+        seed: args.seed,
         iters: args.iters,
     };
-    eprintln!(
-        "crtest: {} cells ({} runnable) on kernels {} with {}, {} VMs at once, accel {:?}, seed {}, iters {}",
-        plan.cells.len(),
-        plan.runnable().count(),
-        kernel_ids.join(", "),
-        engine.id,
-        args.jobs,
-        accel,
-        setup.seed,
-        setup.iters
-    );
-    let staging = Staging::new(&args.out)?;
-    let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
-    crtest::reaper::scratch(work.path());
-    let out = runner::run(&plan, &setup, args.jobs, work.path(), &staging.dir, &progress)?;
-    if std::env::var_os("CRTEST_KEEP_WORK").is_some() {
-        eprintln!("crtest: keeping the run's scratch dir {}", work.keep().display());
-    }
-
-    let summary = Summary::of(&out.cells);
-    let vm_info = report::json::vm_info(&out.vms);
-    for vm in &out.vms {
-        staging.write(&format!("vms/{}.console.log", vm.kernel), vm.console.as_bytes())?;
-    }
-    let kernels_info = setup
-        .kernels
-        .iter()
-        .map(|(id, k)| {
-            let (boot_secs, console) = vm_info.get(id).cloned().map(|(b, c)| (b, Some(c))).unwrap_or((None, None));
-            (
-                id.clone(),
-                report::json::KernelInfo {
-                    release: k.release.clone(),
-                    packages: k.packages.clone(),
-                    boot_secs,
-                    console,
-                },
-            )
-        })
-        .collect();
-    let results = report::json::Results {
-        schema: report::json::SCHEMA,
-        crtest_version: env!("CARGO_PKG_VERSION"),
-        matrix: matrix.path.display().to_string(),
-        accel,
-        engine: engine.id.clone(),
-        seed: setup.seed,
-        iters: setup.iters,
-        kernels: kernels_info,
-        wall_secs: started.elapsed().as_secs_f64(),
-        summary,
-        cells: &out.cells,
-    };
-    let shown: Vec<String> =
-        matrix.kernels.iter().filter(|k| plan.cells.iter().any(|c| &c.src == *k || &c.dst == *k)).cloned().collect();
-    let grid = report::grid::render(&out.cells, &shown);
-    staging.write("grid.txt", grid.as_bytes())?;
-    staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
-    staging.write("results.json", &report::json::render(&results)?)?;
-    staging.commit(&["junit.xml", "results.json"])?;
-    println!("\n{grid}\n{summary} in {:.1}s; results in {}", started.elapsed().as_secs_f64(), args.out.display());
-    Ok(summary.exit_code())
+    let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
+    println!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
+    Ok(done.summary.exit_code())
 }
 
-/// A seed for runs that were given none.
-fn fresh_seed() -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+/// Runs the single cell `workload/src->dst` once; its status and reason.
+fn one_cell(
+    project: &Project,
+    workload: &str,
+    src: &str,
+    dst: &str,
+    opts: &session::Options,
+) -> Result<(Status, String)> {
+    anyhow::ensure!(
+        project.library.get(workload).is_some(),
+        "unknown workload `{workload}`: see `crtest workloads list`"
+    );
+    let matrix = Matrix::for_pairs(&project.library, workload, vec![(src.to_string(), dst.to_string())]);
+    let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
+    let done = session::execute(project, &matrix, &plan, opts, &Progress::new(false))?;
+    let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("the run produced no cell"))?;
+    Ok((c.status, c.reason.clone().unwrap_or_default()))
+}
+
+fn cell(args: CellArgs) -> Result<i32> {
+    const SKIP: i32 = 125;
+    if let Some(e) = args.engine.as_deref().filter(|e| !e.starts_with("criu-")) {
+        bail!("--engine {e}: only the host's CRIU (criu-VERSION) is available in this build");
+    }
+    let mut project = Project::load()?;
+    let src = project.catalog.resolve(&args.src_kernel, args.modules.as_deref()).map_err(anyhow::Error::msg)?;
+    let dst = project.catalog.resolve(&args.dst_kernel, args.modules.as_deref()).map_err(anyhow::Error::msg)?;
+    let opts = session::Options { jobs: 2, out: args.out, accel: args.accel, seed: args.seed, iters: 1 };
+    let (status, reason) = match one_cell(&project, &args.workload, &src, &dst, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("crtest cell: cannot test this revision: {e:#}");
+            return Ok(SKIP);
+        }
+    };
+    println!(
+        "{status} {}/{src}->{dst}{}",
+        args.workload,
+        if reason.is_empty() { String::new() } else { format!(": {reason}") }
+    );
+    Ok(match status {
+        Status::Pass => 0,
+        Status::Fail => 1,
+        Status::Error | Status::Skip => SKIP,
+    })
+}
+
+fn bisect_cmd(args: BisectArgs) -> Result<i32> {
+    if args.axis != "kernel" {
+        bail!("--axis {}: only `kernel` is available in this build (engine and converter-chain axes need multiple engines)", args.axis);
+    }
+    let project = Project::load()?;
+    let axis: Vec<String> = project.catalog.kernels.iter().map(|k| k.id.clone()).collect();
+    let pair = |k: &str| -> Result<(String, String)> {
+        let fixed = || args.fixed.clone().ok_or_else(|| anyhow::anyhow!("--side {} needs --fixed KERNEL", args.side));
+        Ok(match args.side.as_str() {
+            "both" => (k.to_string(), k.to_string()),
+            "src" => (k.to_string(), fixed()?),
+            "dst" => (fixed()?, k.to_string()),
+            other => bail!("--side {other}: expected both, src or dst"),
+        })
+    };
+    pair(&args.good)?;
+    let mut probe = |k: &str| -> Probe {
+        let Ok((src, dst)) = pair(k) else { return Probe::Skip("bad --side".into()) };
+        let mut skip = None;
+        for run in 1..=args.repeat.max(1) {
+            let out = args.out.join(format!("{k}-{run}"));
+            let opts = session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1 };
+            match one_cell(&project, &args.workload, &src, &dst, &opts) {
+                Ok((Status::Fail, why)) => return Probe::Bad(format!("{}/{src}->{dst}: {why}", args.workload)),
+                Ok((Status::Pass, _)) => {}
+                Ok((status, why)) => skip = Some(format!("{status}: {why}")),
+                Err(e) => skip = Some(format!("{e:#}")),
+            }
+        }
+        skip.map_or(Probe::Good, Probe::Skip)
+    };
+    let mut log = |line: &str| println!("bisect: {line}");
+    match bisect::bisect(&axis, &args.good, &args.bad, &mut probe, &mut log) {
+        Ok(found) => {
+            println!("first bad: {}\n  evidence: {}\nlast good: {}", found.first_bad, found.evidence, found.last_good);
+            if !found.skipped.is_empty() {
+                println!("untestable in between: {}", found.skipped.join(", "));
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("crtest bisect: {e}");
+            Ok(2)
+        }
+    }
 }
 
 fn plan(select: Select, format: &str) -> Result<i32> {

@@ -198,6 +198,28 @@ impl Matrix {
     }
 }
 
+impl Matrix {
+    /// A matrix made on the command line (`crtest cell`, `crtest bisect`),
+    /// with the defaults a matrix file would get.
+    pub fn for_pairs(library: &Library, workload: &str, pairs: Vec<(String, String)>) -> Matrix {
+        let mut kernels: Vec<String> = pairs.iter().flat_map(|(s, d)| [s.clone(), d.clone()]).collect();
+        kernels.dedup();
+        Matrix {
+            path: PathBuf::from("(command line)"),
+            kernels,
+            workloads: vec![workload.to_string()],
+            pairs,
+            timeouts: Timeouts { boot: Duration::from_secs(180), operation: Duration::from_secs(180) },
+            memory_mb: 1024,
+            cpu: "max".into(),
+            accel: AccelChoice::Auto,
+            step_ms: 100,
+            converter: None,
+            library: library.clone(),
+        }
+    }
+}
+
 /// Expands a pair kind over `kernels` (already in version order).
 pub fn expand(kind: &str, kernels: &[String]) -> Option<Vec<(String, String)>> {
     let keep: fn(usize, usize) -> bool = match kind {

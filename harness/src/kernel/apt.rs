@@ -156,6 +156,13 @@ impl PrivateApt {
         Ok(self.run("apt-cache", &["pkgnames", prefix], None)?.lines().map(str::to_string).collect())
     }
 
+    /// Real packages `package` depends on directly (virtual ones, shown by
+    /// apt in angle brackets, are left out).
+    pub fn depends(&self, package: &str) -> Result<Vec<String>> {
+        let text = self.run("apt-cache", &["depends", package], None)?;
+        Ok(parse_depends(&text))
+    }
+
     /// Candidate version of `package`.
     pub fn version(&self, package: &str) -> Result<String> {
         let text = self.run("apt-cache", &["policy", package], None)?;
@@ -178,9 +185,25 @@ impl PrivateApt {
     }
 }
 
+/// Package names from `apt-cache depends` output (Depends lines only).
+pub fn parse_depends(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().trim_start_matches('|').strip_prefix("Depends:"))
+        .map(str::trim)
+        .filter(|p| !p.starts_with('<'))
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depends_skips_virtual_packages() {
+        let text = "linux-image-7.3.4+deb13-amd64\n  PreDepends: linux-base\n |Depends: <dracut>\n  Depends: linux-base-7.3.4+deb13-amd64\n  Depends: linux-binary-7.3.4+deb13-amd64\n  Depends: <linux-modules-6.19>\n  Breaks: <fwupdate>\n";
+        assert_eq!(parse_depends(text), vec!["linux-base-7.3.4+deb13-amd64", "linux-binary-7.3.4+deb13-amd64"]);
+    }
 
     const DEB822: &str = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n";
 

@@ -12,6 +12,8 @@ use std::process::Command;
 use std::sync::Mutex;
 
 const MANIFEST: &str = "kernel.json";
+/// Packages a kernel meta package may be split into (Debian 6.19 and later).
+const KERNEL_PARTS: &[&str] = &["linux-binary-", "linux-modules-", "linux-base-"];
 
 /// The cache directory of one kernel id.
 pub fn kernel_dir(cache: &Path, id: &str) -> PathBuf {
@@ -50,6 +52,11 @@ pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kern
         let name = newest_match(pattern, &found)
             .with_context(|| format!("kernel {}: no package matching `{pattern}` in suite {suite}", spec.id))?;
         names.push(name);
+    }
+    // Newer kernels split a meta `linux-image-*` into binary, modules and base packages.
+    for name in names.clone() {
+        let parts = apt.depends(&name)?;
+        names.extend(parts.into_iter().filter(|p| KERNEL_PARTS.iter().any(|k| p.starts_with(k))));
     }
     let versions: Vec<String> =
         names.iter().map(|n| apt.version(n).map(|v| format!("{n}={v}"))).collect::<Result<_>>()?;

@@ -98,6 +98,30 @@ impl Catalog {
         Ok(Catalog { kernels, path: path.to_path_buf() })
     }
 
+    /// Resolves a command-line kernel: a catalog id, or the path of a bzImage
+    /// (added to the catalog as a local kernel; its version is read from the
+    /// image's header so `min_kernel` checks still work).
+    pub fn resolve(&mut self, id_or_path: &str, modules: Option<&Path>) -> Result<String, String> {
+        if self.get(id_or_path).is_some() {
+            return Ok(id_or_path.to_string());
+        }
+        let path = Path::new(id_or_path);
+        if !path.is_file() {
+            let ids: Vec<&str> = self.kernels.iter().map(|k| k.id.as_str()).collect();
+            return Err(format!("`{id_or_path}` is neither a catalog kernel ({}) nor a bzImage file", ids.join(", ")));
+        }
+        let text = bzimage_version(path)
+            .ok_or_else(|| format!("{id_or_path}: not a bzImage (no kernel version in its header)"))?;
+        let version =
+            Version::parse(&text).ok_or_else(|| format!("{id_or_path}: unreadable kernel version `{text}`"))?;
+        let id = format!("local-{}", text.split_whitespace().next().unwrap_or("kernel"));
+        if self.get(&id).is_none() {
+            let local = LocalKernel { bzimage: path.to_path_buf(), modules: modules.map(Path::to_path_buf) };
+            self.kernels.push(KernelSpec { id: id.clone(), version, source: Source::Local(local) });
+        }
+        Ok(id)
+    }
+
     pub fn get(&self, id: &str) -> Option<&KernelSpec> {
         self.kernels.iter().find(|k| k.id == id)
     }
@@ -107,6 +131,19 @@ impl Catalog {
         let pos = self.kernels.iter().position(|k| k.id == id)?;
         Some((self.kernels[pos].version.clone(), pos))
     }
+}
+
+/// The version string a bzImage carries (boot protocol: `kernel_version` at
+/// 0x20E points, relative to 0x200, at a NUL-terminated string).
+pub fn bzimage_version(path: &Path) -> Option<String> {
+    let data = std::fs::read(path).ok()?;
+    if data.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let at = u16::from_le_bytes([*data.get(0x20E)?, *data.get(0x20F)?]) as usize + 0x200;
+    let rest = data.get(at..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
 /// A dotted kernel version, compared numerically ("6.12" > "6.2").

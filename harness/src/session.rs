@@ -1,0 +1,137 @@
+//! One execution of a plan, end to end: prepare kernels, images and the
+//! accelerator, run the cells, and write the reports atomically. Shared by
+//! `crtest run`, `crtest cell` and `crtest bisect`.
+
+use crate::engine::Engine;
+use crate::matrix::{AccelChoice, Matrix};
+use crate::plan::Plan;
+use crate::prepare::{self, Project};
+use crate::report::{self, output::Staging, Summary};
+use crate::runner::{self, CellResult, Reporter, Setup};
+use crate::vm::VmConfig;
+use crate::{convert, fsutil, reaper};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub jobs: usize,
+    pub out: PathBuf,
+    pub accel: Option<AccelChoice>,
+    pub seed: Option<u64>,
+    pub iters: u32,
+}
+
+pub struct Finished {
+    pub cells: Vec<CellResult>,
+    pub summary: Summary,
+    pub grid: String,
+    pub wall_secs: f64,
+}
+
+/// A seed for runs that were given none.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// Runs `plan` and writes `results.json`, `junit.xml`, `grid.txt`, cell
+/// artifacts and console logs into `opts.out`.
+pub fn execute(
+    project: &Project,
+    matrix: &Matrix,
+    plan: &Plan,
+    opts: &Options,
+    reporter: &dyn Reporter,
+) -> Result<Finished> {
+    let started = Instant::now();
+    reaper::install();
+    let cache = fsutil::cache_dir();
+    let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
+    let kernels = prepare::kernels(project, &kernel_ids, &cache, reporter)?;
+    let engine = Engine::host_criu()?;
+    let images = prepare::images(&matrix.library, plan, &kernels, &engine, &cache, reporter)?;
+    let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
+    let accel = prepare::accel(opts.accel.unwrap_or(matrix.accel), probe, &cache, reporter);
+    let setup = Setup {
+        library: matrix.library.clone(),
+        engine_id: engine.id.clone(),
+        kernels,
+        images,
+        vm: VmConfig {
+            accel,
+            memory_mb: matrix.memory_mb,
+            cpu: matrix.cpu.clone(),
+            boot_timeout: matrix.timeouts.boot,
+        },
+        timeouts: matrix.timeouts.clone(),
+        step_ms: matrix.step_ms,
+        converter: match &matrix.converter {
+            None => Box::new(convert::Identity),
+            Some(command) => Box::new(convert::External { command: command.clone() }),
+        },
+        seed: opts.seed.unwrap_or_else(fresh_seed),
+        iters: opts.iters,
+    };
+    eprintln!(
+        "crtest: {} cells ({} runnable) on kernels {} with {}, {} VMs at once, accel {:?}, seed {}, iters {}",
+        plan.cells.len(),
+        plan.runnable().count(),
+        kernel_ids.join(", "),
+        engine.id,
+        opts.jobs,
+        accel,
+        setup.seed,
+        setup.iters
+    );
+    let staging = Staging::new(&opts.out)?;
+    let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
+    reaper::scratch(work.path());
+    let out = runner::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
+    if std::env::var_os("CRTEST_KEEP_WORK").is_some() {
+        eprintln!("crtest: keeping the run's scratch dir {}", work.keep().display());
+    }
+
+    let summary = Summary::of(&out.cells);
+    let vm_info = report::json::vm_info(&out.vms);
+    for vm in &out.vms {
+        staging.write(&format!("vms/{}.console.log", vm.kernel), vm.console.as_bytes())?;
+    }
+    let kernels_info = setup
+        .kernels
+        .iter()
+        .map(|(id, k)| {
+            let (boot_secs, console) = vm_info.get(id).cloned().map(|(b, c)| (b, Some(c))).unwrap_or((None, None));
+            let info = report::json::KernelInfo {
+                release: k.release.clone(),
+                packages: k.packages.clone(),
+                boot_secs,
+                console,
+            };
+            (id.clone(), info)
+        })
+        .collect();
+    let wall_secs = started.elapsed().as_secs_f64();
+    let results = report::json::Results {
+        schema: report::json::SCHEMA,
+        crtest_version: env!("CARGO_PKG_VERSION"),
+        matrix: matrix.path.display().to_string(),
+        accel,
+        engine: engine.id.clone(),
+        seed: setup.seed,
+        iters: setup.iters,
+        kernels: kernels_info,
+        wall_secs,
+        summary,
+        cells: &out.cells,
+    };
+    let shown: Vec<String> =
+        matrix.kernels.iter().filter(|k| plan.cells.iter().any(|c| &c.src == *k || &c.dst == *k)).cloned().collect();
+    let grid = report::grid::render(&out.cells, &shown);
+    staging.write("grid.txt", grid.as_bytes())?;
+    staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
+    staging.write("results.json", &report::json::render(&results)?)?;
+    staging.commit(&["junit.xml", "results.json"])?;
+    Ok(Finished { cells: out.cells, summary, grid, wall_secs })
+}
