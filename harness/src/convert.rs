@@ -65,7 +65,7 @@ impl Converter for Identity {
 }
 
 /// What one conversion step did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepRecord {
     pub converter: String,
     pub from: String,

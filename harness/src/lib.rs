@@ -4,6 +4,7 @@
 //! verdicts -> reports.
 
 pub mod bisect;
+pub mod compare;
 pub mod convert;
 pub mod cpio;
 pub mod engine;
@@ -11,7 +12,9 @@ pub mod fsutil;
 pub mod guest;
 pub mod kernel;
 pub mod matrix;
+pub mod merge;
 pub mod modules;
+pub mod partition;
 pub mod plan;
 pub mod prepare;
 pub mod reaper;

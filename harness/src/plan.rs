@@ -8,7 +8,7 @@ use crate::workload::Library;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Cell {
     /// `workload/src->dst`, stable across runs.
     pub id: String,
@@ -25,6 +25,8 @@ pub struct Filters {
     /// Keep cells whose source and target are both among these.
     pub kernels: Vec<String>,
     pub workloads: Vec<String>,
+    /// Only the cells of this slice (`--partition K/N`).
+    pub partition: Option<crate::partition::Partition>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +46,9 @@ impl Plan {
         for w in matrix.workloads.iter().filter(|w| keep_w(w)) {
             let workload = library.get(w).expect("matrix validated against library");
             for (src, dst) in matrix.pairs.iter().filter(|(s, d)| keep_k(s) && keep_k(d)) {
+                if filters.partition.is_some_and(|p| !p.contains(&cell_id(w, src, dst))) {
+                    continue;
+                }
                 let skip = [src, dst].iter().find_map(|k| {
                     let version = &catalog.get(k).expect("matrix validated against catalog").version;
                     workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
@@ -96,10 +101,27 @@ mod tests {
     }
 
     #[test]
+    fn partitions_cover_every_cell_once() {
+        let (_d, catalog, library) = fixtures();
+        let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
+        let all = Plan::new(&m, &catalog, &library, &Filters::default());
+        let mut seen = Vec::new();
+        for k in 1..=3 {
+            let f = Filters { partition: Some(format!("{k}/3").parse().unwrap()), ..Filters::default() };
+            seen.extend(Plan::new(&m, &catalog, &library, &f).cells.into_iter().map(|c| c.id));
+        }
+        seen.sort();
+        let mut ids: Vec<String> = all.cells.into_iter().map(|c| c.id).collect();
+        ids.sort();
+        assert_eq!(seen, ids);
+    }
+
+    #[test]
     fn filters_narrow_both_axes() {
         let (_d, catalog, library) = fixtures();
         let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
-        let f = Filters { kernels: vec!["6.1".into(), "6.12".into()], workloads: vec!["counter".into()] };
+        let f =
+            Filters { kernels: vec!["6.1".into(), "6.12".into()], workloads: vec!["counter".into()], partition: None };
         let plan = Plan::new(&m, &catalog, &library, &f);
         let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec!["counter/6.1->6.1", "counter/6.1->6.12", "counter/6.12->6.1", "counter/6.12->6.12"]);

@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// How much longer than a script's own timeout the host waits for it.
+const GUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// First PID of the range given to dump number `i` (see init.sh `tune`).
 fn pid_base(i: usize) -> u32 {
     200_000 + 10_000 * i as u32
@@ -59,7 +62,7 @@ pub struct Setup {
     pub iters: u32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CellResult {
     #[serde(flatten)]
     pub cell: Cell,
@@ -269,7 +272,9 @@ impl Runner<'_> {
             Slot::Down(why) => return Err(format!("VM unusable: {}", first_line(why))),
         };
         // One command at a time per VM; other VMs run in parallel meanwhile.
-        let result = vm.run(label, script, self.setup.timeouts.operation);
+        // Scripts time out on their own after `operation`; the host waits a
+        // little longer so a script's own report wins over a VM-level timeout.
+        let result = vm.run(label, script, self.setup.timeouts.operation + GUEST_GRACE);
         match result {
             Ok(r) => {
                 self.reporter.event(&Event::Op {
@@ -475,15 +480,18 @@ impl Runner<'_> {
                     }
                 }
             }
-            pending.push((cell, stages, conversion, restore_op));
+            pending.push((cell, stages, conversion, restore_op, Instant::now()));
         }
         pending
             .into_iter()
-            .map(|(cell, mut stages, conversion, restore_op)| {
+            .map(|(cell, mut stages, conversion, restore_op, restored_at)| {
                 let (reference, dump) = &src[&(cell.workload.clone(), cell.src.clone())];
                 let restored = stages.iter().any(|s| s.stage == Stage::Restore && s.outcome == Outcome::Ok);
                 if restored && stages.last().is_some_and(|s| s.outcome == Outcome::Ok) {
-                    stages.push(self.finish(kernel, cell, dump, &restore_op, timeout));
+                    // The restored programs all run at once: the deadline counts from each
+                    // restore, so several hung programs cost one timeout, not one each.
+                    let left = timeout.saturating_sub(restored_at.elapsed().as_secs() as u32).max(5);
+                    stages.push(self.finish(kernel, cell, dump, &restore_op, left));
                 }
                 let expected = reference.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("transcript")).ok());
                 let actual = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("transcript")).ok();

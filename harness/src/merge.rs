@@ -1,0 +1,299 @@
+//! `crtest merge DIR...`: join the `results.json` of partitioned runs (see
+//! `partition`) into one document, as if a single run had produced it.
+//!
+//! Cells stay `serde_json::Value` so fields this version does not know about
+//! survive the round trip. Shards must describe the same run (schema, engine,
+//! accel, seed, iters), and each cell must come from exactly one shard.
+
+use crate::report::json::SCHEMA;
+use crate::report::Summary;
+use anyhow::Context;
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Top-level fields that must be equal in every shard (schema is checked apart).
+const AGREED: [&str; 4] = ["engine", "accel", "seed", "iters"];
+/// How many missing ids an error lists before eliding.
+const SHOW_MISSING: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("no results to merge")]
+    NoShards,
+    #[error("{path}: unknown schema {found}, expected {SCHEMA:?}")]
+    Schema { path: PathBuf, found: String },
+    #[error("shards disagree on {field}: {first} in {first_path} but {other} in {other_path}")]
+    Mismatch { field: String, first: String, first_path: PathBuf, other: String, other_path: PathBuf },
+    #[error("cell {id} is in two shards: {first} and {second}")]
+    Duplicate { id: String, first: PathBuf, second: PathBuf },
+    #[error("{} expected cells missing from the shards: {}", .ids.len(), list(.ids))]
+    Missing { ids: Vec<String> },
+    #[error("{path}: {why}")]
+    Malformed { path: PathBuf, why: String },
+}
+
+/// Reads `DIR/results.json`, returning its path (for error messages) and content.
+pub fn load_dir(dir: &Path) -> anyhow::Result<(PathBuf, Value)> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok((path, doc))
+}
+
+/// Merges shard documents. With `expected_ids` (the full plan, in matrix
+/// order) cells follow that order and any absent cell is an error; cells not
+/// in it go last, by id.
+pub fn merge(docs: &[(PathBuf, Value)], expected_ids: Option<&[String]>) -> Result<Value, MergeError> {
+    let ((first_path, first), rest) = docs.split_first().ok_or(MergeError::NoShards)?;
+    for (path, doc) in docs {
+        check_schema(path, doc)?;
+    }
+    for (path, doc) in rest {
+        for field in AGREED {
+            agree(field, (first_path, first), (path, doc))?;
+        }
+    }
+    let mut cells = collect_cells(docs)?;
+    if let Some(expected) = expected_ids {
+        check_complete(&cells, expected)?;
+    }
+    sort_cells(&mut cells, expected_ids);
+
+    let mut out = first.as_object().cloned().unwrap_or_default();
+    out.insert("summary".into(), summary(&cells));
+    out.insert("wall_secs".into(), Value::from(max_wall_secs(docs)));
+    out.insert("kernels".into(), Value::Object(union_kernels(docs)));
+    out.insert("cells".into(), Value::Array(cells));
+    Ok(Value::Object(out))
+}
+
+fn check_schema(path: &Path, doc: &Value) -> Result<(), MergeError> {
+    match doc.get("schema") {
+        Some(Value::String(s)) if s == SCHEMA => Ok(()),
+        found => Err(MergeError::Schema { path: path.into(), found: show(found) }),
+    }
+}
+
+fn agree(
+    field: &str,
+    (first_path, first): (&PathBuf, &Value),
+    (path, doc): (&PathBuf, &Value),
+) -> Result<(), MergeError> {
+    let (a, b) = (first.get(field), doc.get(field));
+    if a == b {
+        return Ok(());
+    }
+    Err(MergeError::Mismatch {
+        field: field.into(),
+        first: show(a),
+        first_path: first_path.clone(),
+        other: show(b),
+        other_path: path.clone(),
+    })
+}
+
+/// All cells of all shards, each checked for an id, a known status and uniqueness.
+fn collect_cells(docs: &[(PathBuf, Value)]) -> Result<Vec<Value>, MergeError> {
+    let mut owner: HashMap<String, &PathBuf> = HashMap::new();
+    let mut cells = Vec::new();
+    for (path, doc) in docs {
+        let malformed = |why: String| MergeError::Malformed { path: path.clone(), why };
+        let list = doc.get("cells").and_then(Value::as_array).ok_or_else(|| malformed("no cells array".into()))?;
+        for cell in list {
+            let id = cell_id(cell).ok_or_else(|| malformed(format!("cell without an id: {cell}")))?;
+            if status_of(cell).is_none() {
+                return Err(malformed(format!("cell {id} has unknown status {}", show(cell.get("status")))));
+            }
+            if let Some(first) = owner.insert(id.to_string(), path) {
+                return Err(MergeError::Duplicate { id: id.into(), first: first.clone(), second: path.clone() });
+            }
+            cells.push(cell.clone());
+        }
+    }
+    Ok(cells)
+}
+
+fn check_complete(cells: &[Value], expected: &[String]) -> Result<(), MergeError> {
+    let present: HashSet<&str> = cells.iter().filter_map(cell_id).collect();
+    let ids: Vec<String> = expected.iter().filter(|id| !present.contains(id.as_str())).cloned().collect();
+    if ids.is_empty() {
+        Ok(())
+    } else {
+        Err(MergeError::Missing { ids })
+    }
+}
+
+fn sort_cells(cells: &mut [Value], expected: Option<&[String]>) {
+    let rank: HashMap<&str, usize> =
+        expected.unwrap_or_default().iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    cells.sort_by_cached_key(|c| {
+        let id = cell_id(c).unwrap_or_default().to_string();
+        (rank.get(id.as_str()).copied().unwrap_or(usize::MAX), id)
+    });
+}
+
+fn summary(cells: &[Value]) -> Value {
+    let mut s = Summary::default();
+    for status in cells.iter().filter_map(status_of) {
+        match status {
+            "PASS" => s.pass += 1,
+            "FAIL" => s.fail += 1,
+            "ERROR" => s.error += 1,
+            _ => s.skip += 1, // status_of admits only the four statuses
+        }
+    }
+    serde_json::json!(s)
+}
+
+/// Shards run in parallel, so the merged run took as long as the slowest.
+fn max_wall_secs(docs: &[(PathBuf, Value)]) -> f64 {
+    docs.iter().filter_map(|(_, d)| d.get("wall_secs").and_then(Value::as_f64)).fold(0.0, f64::max)
+}
+
+/// Each shard boots its own VMs, so per-kernel details (boot time) differ;
+/// the first shard that booted a kernel describes it.
+fn union_kernels(docs: &[(PathBuf, Value)]) -> Map<String, Value> {
+    let mut kernels = Map::new();
+    for map in docs.iter().filter_map(|(_, d)| d.get("kernels").and_then(Value::as_object)) {
+        for (name, info) in map {
+            kernels.entry(name.clone()).or_insert_with(|| info.clone());
+        }
+    }
+    kernels
+}
+
+fn cell_id(cell: &Value) -> Option<&str> {
+    cell.get("id").and_then(Value::as_str)
+}
+
+fn status_of(cell: &Value) -> Option<&str> {
+    cell.get("status").and_then(Value::as_str).filter(|s| ["PASS", "FAIL", "ERROR", "SKIP"].contains(s))
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "absent".to_string(), Value::to_string)
+}
+
+fn list(ids: &[String]) -> String {
+    let shown = ids.iter().take(SHOW_MISSING).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if ids.len() > SHOW_MISSING {
+        format!("{shown}, ...")
+    } else {
+        shown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cell(id: &str, status: &str) -> Value {
+        let (workload, pair) = id.split_once('/').expect("id has a workload");
+        let (src, dst) = pair.split_once("->").expect("id has a pair");
+        json!({"id": id, "workload": workload, "src": src, "dst": dst, "status": status,
+               "reason": null, "stages": [], "conversion": [], "artifacts": null, "dump_after": 3,
+               "future_field": {"kept": true}})
+    }
+
+    fn shard(name: &str, wall: f64, kernels: &[&str], cells: &[(&str, &str)]) -> (PathBuf, Value) {
+        let kernels: Map<String, Value> = kernels.iter().map(|k| (k.to_string(), json!({"release": k}))).collect();
+        let cells: Vec<Value> = cells.iter().map(|(id, st)| cell(id, st)).collect();
+        let doc = json!({"schema": SCHEMA, "crtest_version": "0.1.0", "matrix": "matrix.yaml", "accel": "tcg",
+                         "engine": "criu-3.17.1", "seed": 7, "iters": 1, "kernels": kernels, "wall_secs": wall,
+                         "summary": {"pass": 0, "fail": 0, "error": 0, "skip": 0}, "cells": cells});
+        (PathBuf::from(format!("{name}/results.json")), doc)
+    }
+
+    fn three_shards() -> Vec<(PathBuf, Value)> {
+        vec![
+            shard("s1", 10.0, &["5.10", "6.1"], &[("pipe/6.1->5.10", "PASS"), ("counter/6.1->6.1", "FAIL")]),
+            shard("s2", 30.5, &["6.1"], &[("counter/5.10->6.1", "PASS"), ("pipe/5.10->5.10", "SKIP")]),
+            shard("s3", 20.0, &["6.12"], &[("counter/5.10->5.10", "ERROR")]),
+        ]
+    }
+
+    fn ids(doc: &Value) -> Vec<&str> {
+        doc["cells"].as_array().expect("cells").iter().filter_map(cell_id).collect()
+    }
+
+    #[test]
+    fn clean_merge_of_three_shards() {
+        let merged = merge(&three_shards(), None).expect("merges");
+        assert_eq!(
+            ids(&merged),
+            ["counter/5.10->5.10", "counter/5.10->6.1", "counter/6.1->6.1", "pipe/5.10->5.10", "pipe/6.1->5.10"]
+        );
+        assert_eq!(merged["wall_secs"], json!(30.5));
+        assert_eq!(merged["seed"], json!(7));
+        let kernels: Vec<&String> = merged["kernels"].as_object().expect("kernels").keys().collect();
+        assert_eq!(kernels, ["5.10", "6.1", "6.12"]);
+        assert_eq!(merged["cells"][0]["future_field"], json!({"kept": true}));
+    }
+
+    #[test]
+    fn summary_recomputed() {
+        let merged = merge(&three_shards(), None).expect("merges");
+        assert_eq!(merged["summary"], json!({"pass": 2, "fail": 1, "error": 1, "skip": 1}));
+    }
+
+    #[test]
+    fn follows_expected_order() {
+        let expected: Vec<String> =
+            ["pipe/6.1->5.10", "counter/5.10->5.10", "pipe/5.10->5.10", "counter/6.1->6.1"].map(String::from).to_vec();
+        let merged = merge(&three_shards(), Some(&expected)).expect("merges");
+        // The cell the plan does not know goes last.
+        assert_eq!(
+            ids(&merged),
+            ["pipe/6.1->5.10", "counter/5.10->5.10", "pipe/5.10->5.10", "counter/6.1->6.1", "counter/5.10->6.1"]
+        );
+    }
+
+    #[test]
+    fn duplicate_id_names_both_shards() {
+        let mut docs = three_shards();
+        docs.push(shard("s4", 1.0, &[], &[("counter/6.1->6.1", "PASS")]));
+        let e = merge(&docs, None).expect_err("duplicate").to_string();
+        assert!(e.contains("counter/6.1->6.1"), "{e}");
+        assert!(e.contains("s1/results.json") && e.contains("s4/results.json"), "{e}");
+    }
+
+    #[test]
+    fn missing_cells_listed_and_counted() {
+        let mut expected: Vec<String> = (0..12).map(|i| format!("w{i:02}/6.1->6.1")).collect();
+        expected.push("pipe/6.1->5.10".into());
+        let e = merge(&three_shards(), Some(&expected)).expect_err("missing").to_string();
+        assert!(e.starts_with("12 expected cells missing"), "{e}");
+        assert!(e.contains("w00/6.1->6.1") && e.contains("w09/6.1->6.1") && !e.contains("w10"), "{e}");
+        assert!(e.ends_with(", ..."), "{e}");
+    }
+
+    #[test]
+    fn mismatched_seed_names_values() {
+        let mut docs = three_shards();
+        docs[2].1["seed"] = json!(8);
+        let e = merge(&docs, None).expect_err("seed differs").to_string();
+        assert!(e.contains("seed") && e.contains('7') && e.contains('8') && e.contains("s3/results.json"), "{e}");
+    }
+
+    #[test]
+    fn unknown_schema_rejected() {
+        let mut docs = three_shards();
+        docs[1].1["schema"] = json!("crtest-results/2");
+        let e = merge(&docs, None).expect_err("schema").to_string();
+        assert!(e.contains("s2/results.json") && e.contains("crtest-results/2"), "{e}");
+        assert!(matches!(merge(&[], None), Err(MergeError::NoShards)));
+    }
+
+    #[test]
+    fn load_dir_reads_results() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, doc) = shard("x", 1.0, &[], &[("counter/6.1->6.1", "PASS")]);
+        std::fs::write(dir.path().join("results.json"), doc.to_string()).expect("write");
+        let (path, loaded) = load_dir(dir.path()).expect("loads");
+        assert_eq!((path, loaded), (dir.path().join("results.json"), doc));
+        let e = format!("{:#}", load_dir(&dir.path().join("nope")).expect_err("absent"));
+        assert!(e.contains("reading") && e.contains("nope"), "{e}");
+    }
+}
