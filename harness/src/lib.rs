@@ -4,6 +4,7 @@
 //! verdicts -> reports.
 
 pub mod bisect;
+pub mod cli;
 pub mod compare;
 pub mod convert;
 pub mod cpio;

@@ -1,180 +1,18 @@
 //! The `crtest` command: thin wiring from arguments to the library.
 
 use anyhow::{bail, Result};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use crtest::bisect::{self, Probe};
+use crtest::cli::{BisectArgs, CellArgs, Cli, Command, KernelsCommand, RunArgs, Select, WorkloadsCommand};
 use crtest::fsutil;
 use crtest::kernel::fetch;
-use crtest::matrix::{AccelChoice, Matrix};
+use crtest::matrix::Matrix;
 use crtest::plan::{Filters, Plan};
 use crtest::prepare::{self, Project};
 use crtest::report::progress::Progress;
 use crtest::session;
 use crtest::verdict::Status;
 use std::path::PathBuf;
-
-#[derive(Parser)]
-#[command(name = "crtest", version, about = "Checkpoint/restart compatibility across Linux kernels, in QEMU")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run a matrix of cells (workload x source kernel x target kernel).
-    Run(RunArgs),
-    /// Show the cells a matrix expands to.
-    Plan {
-        #[command(flatten)]
-        select: Select,
-        /// text or json
-        #[arg(long, default_value = "text")]
-        format: String,
-    },
-    /// The kernel catalog.
-    Kernels {
-        #[command(subcommand)]
-        command: KernelsCommand,
-    },
-    /// The workload library.
-    Workloads {
-        #[command(subcommand)]
-        command: WorkloadsCommand,
-    },
-    /// Run one cell; exit 0 PASS, 1 FAIL, 125 otherwise (for `git bisect run`).
-    Cell(CellArgs),
-    /// Find the first kernel where a cell goes bad.
-    Bisect(BisectArgs),
-    /// Combine the results of several partitions into one report.
-    Merge {
-        /// Output directories of the shards (each with results.json).
-        dirs: Vec<PathBuf>,
-        /// Where the merged results.json, junit.xml and grid.txt go.
-        #[arg(long, default_value = "crtest-out")]
-        out: PathBuf,
-        /// The matrix the shards ran; every one of its cells must be present.
-        #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
-        matrix: PathBuf,
-    },
-    /// New failures, fixed cells and changed reasons between two runs; exit 1 on a new failure.
-    Compare {
-        /// Baseline results (an output dir or a results.json).
-        baseline: PathBuf,
-        /// New results (an output dir or a results.json).
-        new: PathBuf,
-    },
-}
-
-#[derive(clap::Args)]
-struct CellArgs {
-    /// Source kernel: a catalog id or the path of a bzImage.
-    #[arg(long)]
-    src_kernel: String,
-    /// Target kernel: a catalog id or the path of a bzImage.
-    #[arg(long)]
-    dst_kernel: String,
-    #[arg(long)]
-    workload: String,
-    /// Modules tree (lib/modules/RELEASE) for bzImage kernels, if they need modules.
-    #[arg(long)]
-    modules: Option<PathBuf>,
-    /// The engine; only the host's CRIU is available in this build.
-    #[arg(long)]
-    engine: Option<String>,
-    #[arg(long, default_value = "crtest-cell")]
-    out: PathBuf,
-    #[arg(long)]
-    accel: Option<AccelChoice>,
-    #[arg(long)]
-    seed: Option<u64>,
-}
-
-#[derive(clap::Args)]
-struct BisectArgs {
-    /// The ordered axis to bisect: `kernel` (the catalog's order).
-    #[arg(long, default_value = "kernel")]
-    axis: String,
-    #[arg(long)]
-    good: String,
-    #[arg(long)]
-    bad: String,
-    #[arg(long)]
-    workload: String,
-    /// Which side of the pair moves: both (K->K), src (K->FIXED) or dst (FIXED->K).
-    #[arg(long, default_value = "both")]
-    side: String,
-    /// The kernel on the side that does not move (with --side src or dst).
-    #[arg(long)]
-    fixed: Option<String>,
-    /// Runs per probe: any FAIL is bad, all PASS is good.
-    #[arg(long, default_value_t = 2)]
-    repeat: u32,
-    #[arg(long, default_value = "crtest-bisect")]
-    out: PathBuf,
-    #[arg(long)]
-    accel: Option<AccelChoice>,
-}
-
-#[derive(clap::Args)]
-struct Select {
-    /// Matrix file.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_value = "matrix.yaml", default_missing_value = "matrix.yaml")]
-    matrix: PathBuf,
-    /// Only cells whose source and target are among these kernels (repeatable).
-    #[arg(long = "kernel", value_name = "ID")]
-    kernels: Vec<String>,
-    /// Only these workloads (repeatable).
-    #[arg(long = "workload", value_name = "NAME")]
-    workloads: Vec<String>,
-    /// Only slice K of N (`K/N` or `hash:K/N`); a cell's slice depends only on its id.
-    #[arg(long, value_name = "K/N")]
-    partition: Option<crtest::partition::Partition>,
-}
-
-#[derive(clap::Args)]
-struct RunArgs {
-    #[command(flatten)]
-    select: Select,
-    /// VMs running at once.
-    #[arg(short = 'j', long, default_value_t = default_jobs())]
-    jobs: usize,
-    /// Output directory for results.json, junit.xml and artifacts.
-    #[arg(long, default_value = "crtest-out")]
-    out: PathBuf,
-    /// auto (KVM only if a probe boot works), kvm or tcg; overrides the matrix.
-    #[arg(long)]
-    accel: Option<AccelChoice>,
-    /// Print every guest operation.
-    #[arg(short, long)]
-    verbose: bool,
-    /// Seed that moves each dump point (default: a new one per run, printed
-    /// and recorded in results.json so a run can be repeated exactly).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Dump/restore rounds per cell: after the cross-kernel restore, dump and
-    /// restore again in place N-1 times, a few steps apart (like zdtm --iters).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
-    iters: u32,
-}
-
-#[derive(Subcommand)]
-enum KernelsCommand {
-    /// Id, release and whether each catalog kernel is cached.
-    List,
-    /// Download and extract kernels (all, or the ids given); no-op when cached.
-    Fetch { ids: Vec<String> },
-}
-
-#[derive(Subcommand)]
-enum WorkloadsCommand {
-    /// Each workload with what it exercises and what it needs.
-    List,
-}
-
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(2)
-}
 
 fn main() {
     let cli = Cli::parse();

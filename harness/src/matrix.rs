@@ -56,6 +56,8 @@ struct RawTimeouts {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawVm {
+    /// `pvh` (default: boot the uncompressed kernel directly) or `bzimage`.
+    boot: Option<String>,
     memory_mb: Option<u32>,
     cpu: Option<String>,
     accel: Option<String>,
@@ -98,6 +100,8 @@ pub struct Matrix {
     pub timeouts: Timeouts,
     pub memory_mb: u32,
     pub cpu: String,
+    /// Boot the PVH entry of the uncompressed kernel rather than the bzImage.
+    pub pvh: bool,
     pub accel: AccelChoice,
     pub step_ms: u32,
     /// None for identity, else the converter command.
@@ -178,6 +182,11 @@ impl Matrix {
             },
             memory_mb: raw.vm.memory_mb.unwrap_or(1024),
             cpu: raw.vm.cpu.unwrap_or_else(|| "max".into()),
+            pvh: match raw.vm.boot.as_deref() {
+                None | Some("pvh") => true,
+                Some("bzimage") => false,
+                Some(other) => return Err(err(at("vm", other), format!("vm.boot `{other}`: expected pvh or bzimage"))),
+            },
             accel,
             step_ms: raw.step_ms.unwrap_or(100),
             converter: match raw.converter.as_deref() {
@@ -212,6 +221,7 @@ impl Matrix {
             timeouts: Timeouts { boot: Duration::from_secs(180), operation: Duration::from_secs(180) },
             memory_mb: 1024,
             cpu: "max".into(),
+            pvh: true,
             accel: AccelChoice::Auto,
             step_ms: 100,
             converter: None,

@@ -32,6 +32,11 @@ pub struct Filters {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub cells: Vec<Cell>,
+    /// A number per (workload, source) from their positions in the matrix, so
+    /// the same dump gets the same PID range whatever the filters, partition
+    /// or parallelism.
+    #[serde(skip)]
+    pub slots: std::collections::BTreeMap<(String, String), usize>,
 }
 
 pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
@@ -62,7 +67,13 @@ impl Plan {
                 });
             }
         }
-        Plan { cells }
+        let mut slots = std::collections::BTreeMap::new();
+        for (wi, w) in matrix.workloads.iter().enumerate() {
+            for (ki, k) in matrix.kernels.iter().enumerate() {
+                slots.insert((w.clone(), k.clone()), wi * matrix.kernels.len() + ki);
+            }
+        }
+        Plan { cells, slots }
     }
 
     pub fn runnable(&self) -> impl Iterator<Item = &Cell> {

@@ -88,6 +88,30 @@ pub fn images(
     Ok(out)
 }
 
+/// The image QEMU boots per kernel: the PVH-bootable vmlinux cut out of a
+/// Debian vmlinuz (cached), else the bzImage. Local kernels boot as given.
+pub fn boot_images(
+    catalog: &Catalog,
+    kernels: &BTreeMap<String, Kernel>,
+    pvh: bool,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for (id, k) in kernels {
+        let packaged = catalog.get(id).is_some_and(|s| matches!(s.source, crate::kernel::Source::Debian { .. }));
+        let image = match (pvh && packaged).then(|| crate::kernel::pvh::vmlinux(&k.vmlinuz)).transpose()? {
+            Some(Some(vmlinux)) => vmlinux,
+            Some(None) => {
+                reporter.event(&Event::Notice(format!("kernel {id} has no PVH entry point: booting its bzImage")));
+                k.vmlinuz.clone()
+            }
+            None => k.vmlinuz.clone(),
+        };
+        out.insert(id.clone(), image);
+    }
+    Ok(out)
+}
+
 /// Picks the accelerator. `auto` uses KVM only after a probe boot succeeds
 /// (on some hosts /dev/kvm opens but nested guests die), remembering the
 /// answer per host kernel and QEMU version.

@@ -51,6 +51,8 @@ pub struct Setup {
     pub library: Library,
     pub engine_id: String,
     pub kernels: BTreeMap<String, Kernel>,
+    /// What QEMU's `-kernel` gets per kernel (a PVH vmlinux when there is one).
+    pub boot_images: BTreeMap<String, PathBuf>,
     pub images: BTreeMap<String, GuestImage>,
     pub vm: VmConfig,
     pub timeouts: Timeouts,
@@ -161,8 +163,11 @@ pub fn run(
         sources
             .par_iter()
             .flat_map_iter(|k| {
-                let mine: Vec<(usize, &str)> =
-                    dumps.iter().enumerate().filter(|(_, (_, s))| s == k).map(|(i, (w, _))| (i, w.as_str())).collect();
+                let mine: Vec<(usize, &str)> = dumps
+                    .iter()
+                    .filter(|(_, s)| s == k)
+                    .map(|(w, s)| (plan.slots[&(w.clone(), s.clone())], w.as_str()))
+                    .collect();
                 runner.source_phase(k, &mine).into_iter().map(|(w, recs)| ((w, k.clone()), recs))
             })
             .collect()
@@ -230,7 +235,7 @@ impl Runner<'_> {
         let k = &self.setup.kernels[kernel];
         let spec = BootSpec {
             kernel_id: kernel.into(),
-            kernel_image: k.vmlinuz.clone(),
+            kernel_image: self.setup.boot_images.get(kernel).cloned().unwrap_or_else(|| k.vmlinuz.clone()),
             initrd: self.setup.images[kernel].initrd.clone(),
             share: self.work.join(format!("vm-{kernel}")),
         };

@@ -54,9 +54,11 @@ pub fn execute(
     let images = prepare::images(&matrix.library, plan, &kernels, &engine, &cache, reporter)?;
     let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
     let accel = prepare::accel(opts.accel.unwrap_or(matrix.accel), probe, &cache, reporter);
+    let boot_images = prepare::boot_images(&project.catalog, &kernels, matrix.pvh, reporter)?;
     let setup = Setup {
         library: matrix.library.clone(),
         engine_id: engine.id.clone(),
+        boot_images,
         kernels,
         images,
         vm: VmConfig {

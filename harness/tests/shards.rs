@@ -27,7 +27,8 @@ fn partitions_merge_to_the_whole_run_and_compare_flags_regressions() {
     let mut shards = Vec::new();
     for k in 1..=3 {
         let dir = format!("shard{k}");
-        let out = root.run(&["run", "--matrix", "--out", &dir, "-j", "2", "--seed", "5", "--partition", &format!("{k}/3")]);
+        let out =
+            root.run(&["run", "--matrix", "--out", &dir, "-j", "2", "--seed", "5", "--partition", &format!("{k}/3")]);
         assert!(matches!(out.status.code(), Some(0 | 1)), "shard {k} broke");
         shards.push(dir);
     }

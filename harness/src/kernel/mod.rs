@@ -3,6 +3,7 @@
 
 pub mod apt;
 pub mod fetch;
+pub mod pvh;
 
 use crate::yaml::{self, ConfigError};
 use serde::{Deserialize, Serialize};

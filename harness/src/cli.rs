@@ -1,0 +1,169 @@
+//! The command line: argument types only (handlers live in the binary), so
+//! tests and pipeline examples can be checked against the real parser.
+
+use crate::matrix::AccelChoice;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "crtest", version, about = "Checkpoint/restart compatibility across Linux kernels, in QEMU")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a matrix of cells (workload x source kernel x target kernel).
+    Run(RunArgs),
+    /// Show the cells a matrix expands to.
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        /// text or json
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
+    /// The kernel catalog.
+    Kernels {
+        #[command(subcommand)]
+        command: KernelsCommand,
+    },
+    /// The workload library.
+    Workloads {
+        #[command(subcommand)]
+        command: WorkloadsCommand,
+    },
+    /// Run one cell; exit 0 PASS, 1 FAIL, 125 otherwise (for `git bisect run`).
+    Cell(CellArgs),
+    /// Find the first kernel where a cell goes bad.
+    Bisect(BisectArgs),
+    /// Combine the results of several partitions into one report.
+    Merge {
+        /// Output directories of the shards (each with results.json).
+        dirs: Vec<PathBuf>,
+        /// Where the merged results.json, junit.xml and grid.txt go.
+        #[arg(long, default_value = "crtest-out")]
+        out: PathBuf,
+        /// The matrix the shards ran; every one of its cells must be present.
+        #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
+        matrix: PathBuf,
+    },
+    /// New failures, fixed cells and changed reasons between two runs; exit 1 on a new failure.
+    Compare {
+        /// Baseline results (an output dir or a results.json).
+        baseline: PathBuf,
+        /// New results (an output dir or a results.json).
+        new: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct CellArgs {
+    /// Source kernel: a catalog id or the path of a bzImage.
+    #[arg(long)]
+    pub src_kernel: String,
+    /// Target kernel: a catalog id or the path of a bzImage.
+    #[arg(long)]
+    pub dst_kernel: String,
+    #[arg(long)]
+    pub workload: String,
+    /// Modules tree (lib/modules/RELEASE) for bzImage kernels, if they need modules.
+    #[arg(long)]
+    pub modules: Option<PathBuf>,
+    /// The engine; only the host's CRIU is available in this build.
+    #[arg(long)]
+    pub engine: Option<String>,
+    #[arg(long, default_value = "crtest-cell")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub accel: Option<AccelChoice>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub struct BisectArgs {
+    /// The ordered axis to bisect: `kernel` (the catalog's order).
+    #[arg(long, default_value = "kernel")]
+    pub axis: String,
+    #[arg(long)]
+    pub good: String,
+    #[arg(long)]
+    pub bad: String,
+    #[arg(long)]
+    pub workload: String,
+    /// Which side of the pair moves: both (K->K), src (K->FIXED) or dst (FIXED->K).
+    #[arg(long, default_value = "both")]
+    pub side: String,
+    /// The kernel on the side that does not move (with --side src or dst).
+    #[arg(long)]
+    pub fixed: Option<String>,
+    /// Runs per probe: any FAIL is bad, all PASS is good.
+    #[arg(long, default_value_t = 2)]
+    pub repeat: u32,
+    #[arg(long, default_value = "crtest-bisect")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub accel: Option<AccelChoice>,
+}
+
+#[derive(clap::Args)]
+pub struct Select {
+    /// Matrix file.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_value = "matrix.yaml", default_missing_value = "matrix.yaml")]
+    pub matrix: PathBuf,
+    /// Only cells whose source and target are among these kernels (repeatable).
+    #[arg(long = "kernel", value_name = "ID")]
+    pub kernels: Vec<String>,
+    /// Only these workloads (repeatable).
+    #[arg(long = "workload", value_name = "NAME")]
+    pub workloads: Vec<String>,
+    /// Only slice K of N (`K/N` or `hash:K/N`); a cell's slice depends only on its id.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<crate::partition::Partition>,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: Select,
+    /// VMs running at once.
+    #[arg(short = 'j', long, default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Output directory for results.json, junit.xml and artifacts.
+    #[arg(long, default_value = "crtest-out")]
+    pub out: PathBuf,
+    /// auto (KVM only if a probe boot works), kvm or tcg; overrides the matrix.
+    #[arg(long)]
+    pub accel: Option<AccelChoice>,
+    /// Print every guest operation.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Seed that moves each dump point (default: a new one per run, printed
+    /// and recorded in results.json so a run can be repeated exactly).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Dump/restore rounds per cell: after the cross-kernel restore, dump and
+    /// restore again in place N-1 times, a few steps apart (like zdtm --iters).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub iters: u32,
+}
+
+#[derive(Subcommand)]
+pub enum KernelsCommand {
+    /// Id, release and whether each catalog kernel is cached.
+    List,
+    /// Download and extract kernels (all, or the ids given); no-op when cached.
+    Fetch { ids: Vec<String> },
+}
+
+#[derive(Subcommand)]
+pub enum WorkloadsCommand {
+    /// Each workload with what it exercises and what it needs.
+    List,
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(2)
+}

@@ -1,0 +1,158 @@
+//! PVH direct boot: QEMU can start an uncompressed ELF `vmlinux` at its PVH
+//! entry point, skipping the firmware's bzImage path and the in-guest
+//! decompressor (measured here under TCG: 3.3 s instead of 6.4 s to a ready
+//! guest). Debian ships only the compressed `vmlinuz`, so the ELF is cut out
+//! of it once and cached next to it.
+
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const ELF_MAGIC: &[u8] = b"\x7fELF";
+/// Compressed payload formats a bzImage may carry, with their magic.
+const PAYLOADS: &[(&[u8], &str)] = &[(b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x1f\x8b\x08", "gzip")];
+/// `XEN_ELFNOTE_PHYS32_ENTRY`: the note that marks a PVH entry point.
+const PVH_NOTE: u32 = 18;
+
+/// The PVH-bootable ELF of `vmlinuz`, extracted (once) next to it; None when
+/// the kernel has no PVH entry point (boot the bzImage then).
+pub fn vmlinux(vmlinuz: &Path) -> Result<Option<PathBuf>> {
+    let out = vmlinuz.with_file_name("vmlinux.pvh");
+    let none = vmlinuz.with_file_name("vmlinux.nopvh");
+    if out.is_file() {
+        return Ok(Some(out));
+    }
+    if none.is_file() {
+        return Ok(None);
+    }
+    let data = std::fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
+    match extract(&data)? {
+        Some(elf) if has_pvh_note(&elf) => {
+            crate::fsutil::write_atomic(&out, &elf)?;
+            Ok(Some(out))
+        }
+        _ => {
+            crate::fsutil::write_atomic(&none, b"")?;
+            Ok(None)
+        }
+    }
+}
+
+/// Finds the compressed kernel in a bzImage and decompresses it with the
+/// host's tool, keeping the first candidate that yields an ELF file.
+fn extract(bzimage: &[u8]) -> Result<Option<Vec<u8>>> {
+    for (magic, tool) in PAYLOADS {
+        for at in find_all(bzimage, magic) {
+            if let Some(elf) = decompress(tool, &bzimage[at..])? {
+                return Ok(Some(elf));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
+    hay.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect()
+}
+
+fn decompress(tool: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut child = Command::new(tool)
+        .args(["-dc", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {tool}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = data.to_vec();
+    // Feed from a thread: the tool writes megabytes before it has read everything.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output()?;
+    let _ = feeder.join();
+    // Trailing bytes after the stream make the tools complain; the output is still whole.
+    Ok((out.stdout.starts_with(ELF_MAGIC) && out.stdout.len() > 1 << 20).then_some(out.stdout))
+}
+
+/// Whether a 64-bit little-endian ELF has the PVH entry note.
+pub fn has_pvh_note(elf: &[u8]) -> bool {
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return false };
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(ph) != Some(4) {
+            continue; // not PT_NOTE
+        }
+        let (Some(mut off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else { continue };
+        let end = off + size;
+        while off + 12 <= end {
+            let (Some(namesz), Some(descsz), Some(kind)) = (u32_at(off), u32_at(off + 4), u32_at(off + 8)) else {
+                break;
+            };
+            let name = elf.get(off + 12..off + 12 + namesz as usize).unwrap_or(&[]);
+            if kind == PVH_NOTE && name.starts_with(b"Xen") {
+                return true;
+            }
+            off += 12 + align4(namesz as usize) + align4(descsz as usize);
+        }
+    }
+    false
+}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 with one PT_NOTE segment holding one note.
+    fn elf_with_note(kind: u32, name: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 0x40 + 56];
+        e[..4].copy_from_slice(ELF_MAGIC);
+        e[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes()); // phoff
+        e[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // phentsize
+        e[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // phnum
+        let note_at = e.len();
+        let mut note = Vec::new();
+        note.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        note.extend_from_slice(&4u32.to_le_bytes());
+        note.extend_from_slice(&kind.to_le_bytes());
+        note.extend_from_slice(name);
+        note.resize(12 + align4(name.len()) + 4, 0);
+        e[0x40..0x44].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        e[0x48..0x50].copy_from_slice(&(note_at as u64).to_le_bytes());
+        e[0x60..0x68].copy_from_slice(&(note.len() as u64).to_le_bytes());
+        e.extend_from_slice(&note);
+        e
+    }
+
+    #[test]
+    fn pvh_note_is_found_only_when_present() {
+        assert!(has_pvh_note(&elf_with_note(PVH_NOTE, b"Xen\0")));
+        assert!(!has_pvh_note(&elf_with_note(1, b"GNU\0")));
+        assert!(!has_pvh_note(b"\x7fELF"));
+    }
+
+    #[test]
+    fn payload_is_found_behind_a_header() {
+        let mut elf = ELF_MAGIC.to_vec();
+        elf.resize(2 << 20, 7);
+        let mut child =
+            Command::new("xz").args(["-c", "-0"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = elf.clone();
+        let t = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+        let xz = child.wait_with_output().unwrap().stdout;
+        t.join().unwrap();
+        let mut bz = b"MZ fake setup header \xfd7zX not a stream".to_vec();
+        bz.extend_from_slice(&xz);
+        bz.extend_from_slice(b"trailing");
+        assert_eq!(extract(&bz).unwrap().unwrap(), elf);
+    }
+}
