@@ -3,6 +3,7 @@
 //! Data flows one way: matrix -> plan -> VMs -> checkpoint/convert/restore ->
 //! verdicts -> reports.
 
+pub mod bench;
 pub mod bisect;
 pub mod cli;
 pub mod compare;

@@ -34,6 +34,7 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Kernels { command: KernelsCommand::Fetch { ids } } => kernels_fetch(ids),
         Command::Workloads { command: WorkloadsCommand::List } => workloads_list(),
         Command::Cell(args) => cell(args),
+        Command::Bench { kernel, workload, runs, accel } => bench(&kernel, &workload, runs, accel),
         Command::Merge { dirs, out, matrix } => merge(&dirs, &out, &matrix),
         Command::Compare { baseline, new } => compare(&baseline, &new),
         Command::Bisect(args) => bisect_cmd(args),
@@ -179,6 +180,64 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
             Ok(2)
         }
     }
+}
+
+fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::AccelChoice>) -> Result<i32> {
+    use crtest::bench::line;
+    let project = Project::load()?;
+    anyhow::ensure!(project.catalog.get(kernel).is_some(), "unknown kernel `{kernel}`");
+    let matrix = Matrix::for_pairs(&project.library, workload, vec![(kernel.to_string(), kernel.to_string())]);
+    let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
+    let quiet = Progress::new(false);
+    let cache = fsutil::cache_dir();
+    let kernels = prepare::kernels(&project, &[kernel.to_string()], &cache, &quiet)?;
+    let engine = crtest::engine::Engine::host_criu()?;
+    let images = prepare::images(&project.library, &plan, &kernels, &engine, &cache, &quiet)?;
+    let (k, image) = (&kernels[kernel], &images[kernel]);
+    let accel = prepare::accel(accel.unwrap_or(crtest::matrix::AccelChoice::Auto), Some((k, image)), &cache, &quiet);
+    let cfg = crtest::vm::VmConfig {
+        accel,
+        memory_mb: 1024,
+        cpu: "max".into(),
+        boot_timeout: std::time::Duration::from_secs(180),
+    };
+    println!("crtest bench: kernel {kernel} ({}), {}, accel {accel:?}, {runs} runs each", k.release, engine.id);
+    println!("{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max");
+    let bz = crtest::bench::boot_times(k, &k.vmlinuz, image, &cfg, runs)?;
+    println!("{}", line("boot to ready (bzImage)", &bz));
+    let pvh_image = crtest::kernel::pvh::vmlinux(&k.vmlinuz)?;
+    let pvh = match &pvh_image {
+        Some(p) => crtest::bench::boot_times(k, p, image, &cfg, runs)?,
+        None => vec![],
+    };
+    println!("{}", line("boot to ready (PVH)", &pvh));
+    let (mut dump, mut restore, mut finish, mut cell) = (vec![], vec![], vec![], vec![]);
+    for run in 0..runs {
+        let out = tempfile::tempdir()?;
+        let opts = session::Options {
+            jobs: 1,
+            out: out.path().to_path_buf(),
+            accel: Some(crtest::matrix::AccelChoice::Force(accel)),
+            seed: Some(u64::from(run)),
+            iters: 1,
+        };
+        let done = session::execute(&project, &matrix, &plan, &opts, &quiet)?;
+        let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("no cell"))?;
+        anyhow::ensure!(c.status == Status::Pass, "bench cell did not pass: {:?}", c.reason);
+        let secs = |s: crtest::verdict::Stage| c.stages.iter().find(|r| r.stage == s).map_or(f64::NAN, |r| r.secs);
+        dump.push(secs(crtest::verdict::Stage::Dump));
+        restore.push(secs(crtest::verdict::Stage::Restore));
+        finish.push(secs(crtest::verdict::Stage::Finish));
+        cell.push(done.wall_secs);
+    }
+    println!("{}", line("dump (wait + criu dump)", &dump));
+    println!("{}", line("restore (criu restore)", &restore));
+    println!("{}", line("finish (run to the end)", &finish));
+    println!("{}", line(&format!("whole cell {workload} {kernel}->{kernel}"), &cell));
+    if let (Some(b), Some(p)) = (crtest::bench::Stats::of(&bz), crtest::bench::Stats::of(&pvh)) {
+        println!("PVH / bzImage boot, medians: {:.2}x", p.median / b.median);
+    }
+    Ok(0)
 }
 
 fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> Result<i32> {

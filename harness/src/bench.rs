@@ -1,0 +1,78 @@
+//! `crtest bench`: how long the parts of a cell take on this machine, over
+//! several runs, reported as min / median / max (machines are noisy; the
+//! median and ratios are what to compare).
+
+use crate::engine::Engine;
+use crate::guest::GuestImage;
+use crate::kernel::Kernel;
+use crate::vm::{BootSpec, Vm, VmConfig};
+use anyhow::Result;
+use std::path::Path;
+use std::time::Instant;
+
+/// min, median and max of a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+}
+
+impl Stats {
+    pub fn of(samples: &[f64]) -> Option<Stats> {
+        let mut s: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+        if s.is_empty() {
+            return None;
+        }
+        s.sort_by(|a, b| a.total_cmp(b));
+        let n = s.len();
+        let median = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+        Some(Stats { min: s[0], median, max: s[n - 1] })
+    }
+}
+
+/// One line of the report: `name  min  median  max  (n runs)`.
+pub fn line(name: &str, samples: &[f64]) -> String {
+    match Stats::of(samples) {
+        Some(s) => format!("{name:<28} {:>7.2}s {:>7.2}s {:>7.2}s   ({} runs)", s.min, s.median, s.max, samples.len()),
+        None => format!("{name:<28} (no successful run)"),
+    }
+}
+
+/// Seconds from QEMU start to the guest's ready line, booting `image`
+/// (a bzImage or a PVH vmlinux) `runs` times.
+pub fn boot_times(kernel: &Kernel, image: &Path, guest: &GuestImage, cfg: &VmConfig, runs: u32) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let share = tempfile::tempdir()?;
+        let spec = BootSpec {
+            kernel_id: kernel.id.clone(),
+            kernel_image: image.to_path_buf(),
+            initrd: guest.initrd.clone(),
+            share: share.path().to_path_buf(),
+        };
+        let started = Instant::now();
+        let vm = Vm::boot(&spec, cfg)?;
+        out.push(started.elapsed().as_secs_f64());
+        vm.shutdown();
+    }
+    Ok(out)
+}
+
+/// The engine the bench uses (the host's CRIU), for the report header.
+pub fn engine_id() -> String {
+    Engine::host_criu().map(|e| e.id).unwrap_or_else(|_| "no engine".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_take_the_middle() {
+        assert_eq!(Stats::of(&[3.0, 1.0, 2.0]), Some(Stats { min: 1.0, median: 2.0, max: 3.0 }));
+        assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert_eq!(Stats::of(&[]), None);
+        assert!(line("boot", &[1.0]).contains("1.00s"));
+    }
+}
