@@ -2,7 +2,6 @@
 //! several runs, reported as min / median / max (machines are noisy; the
 //! median and ratios are what to compare).
 
-use crate::engine::Engine;
 use crate::guest::GuestImage;
 use crate::kernel::Kernel;
 use crate::vm::{BootSpec, Vm, VmConfig};
@@ -57,11 +56,6 @@ pub fn boot_times(kernel: &Kernel, image: &Path, guest: &GuestImage, cfg: &VmCon
         vm.shutdown();
     }
     Ok(out)
-}
-
-/// The engine the bench uses (the host's CRIU), for the report header.
-pub fn engine_id() -> String {
-    Engine::host_criu().map(|e| e.id).unwrap_or_else(|_| "no engine".into())
 }
 
 #[cfg(test)]

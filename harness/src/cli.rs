@@ -83,7 +83,7 @@ pub struct CellArgs {
     /// Modules tree (lib/modules/RELEASE) for bzImage kernels, if they need modules.
     #[arg(long)]
     pub modules: Option<PathBuf>,
-    /// The engine; only the host's CRIU is available in this build.
+    /// The engine on both sides: `host` or an id from kernels/engines.yaml.
     #[arg(long)]
     pub engine: Option<String>,
     #[arg(long, default_value = "crtest-cell")]
@@ -99,6 +99,9 @@ pub struct BisectArgs {
     /// The ordered axis to bisect: `kernel` (the catalog's order).
     #[arg(long, default_value = "kernel")]
     pub axis: String,
+    /// The engine of every probe: `host` or an id from kernels/engines.yaml.
+    #[arg(long)]
+    pub engine: Option<String>,
     #[arg(long)]
     pub good: String,
     #[arg(long)]

@@ -33,6 +33,43 @@ pub struct Engine {
     pub files: Vec<Entry>,
 }
 
+/// One entry of `kernels/engines.yaml`.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    pub id: String,
+    pub suite: String,
+    pub package: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngines {
+    engines: Vec<EngineSpec>,
+}
+
+/// The engines catalog; `host` is always there.
+pub fn load_catalog(path: &std::path::Path) -> Result<Vec<EngineSpec>, crate::yaml::ConfigError> {
+    let (raw, _): (RawEngines, _) = crate::yaml::load(path)?;
+    Ok(raw.engines)
+}
+
+/// Returns the engine `id` names: `host`, or a Debian-built one (fetched
+/// and cached on first use).
+pub fn resolve(id: &str, catalog: &[EngineSpec], cache: &std::path::Path, log: &dyn Fn(&str)) -> Result<Engine> {
+    if id == HOST {
+        return Engine::host_criu();
+    }
+    let spec = catalog.iter().find(|e| e.id == id).with_context(|| {
+        let ids: Vec<&str> = catalog.iter().map(|e| e.id.as_str()).collect();
+        format!("unknown engine `{id}`: expected host or one of {}", ids.join(", "))
+    })?;
+    crate::kernel::fetch::engine_root(spec, cache, log)
+}
+
+/// The host's own CRIU.
+pub const HOST: &str = "host";
+
 impl Engine {
     /// The host's CRIU with its shared libraries.
     pub fn host_criu() -> Result<Self> {

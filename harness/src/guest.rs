@@ -52,7 +52,8 @@ pub struct GuestImage {
 struct Tree(BTreeMap<String, Entry>);
 
 impl Tree {
-    fn add(&mut self, entry: Entry) {
+    fn add(&mut self, mut entry: Entry) {
+        entry.path = self.through_links(&entry.path);
         let mut parent = Path::new(&entry.path).parent();
         while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
             let key = p.to_string_lossy().into_owned();
@@ -62,8 +63,22 @@ impl Tree {
         self.0.insert(entry.path.clone(), entry);
     }
 
+    /// Rewrites `bin/x` to `usr/bin/x` when `bin` is a link to `usr/bin`
+    /// (merged /usr): the kernel's unpacker creates entries in archive order,
+    /// and `usr/bin` sorts after `bin/...`.
+    fn through_links(&self, path: &str) -> String {
+        if let Some((top, rest)) = path.split_once('/') {
+            if let Some(Entry { kind: Kind::Symlink(target), .. }) = self.0.get(top) {
+                if !target.starts_with('/') {
+                    return format!("{}/{rest}", target.trim_end_matches('/'));
+                }
+            }
+        }
+        path.to_string()
+    }
+
     fn add_if_absent(&mut self, entry: Entry) {
-        if !self.0.contains_key(&entry.path) {
+        if !self.0.contains_key(&self.through_links(&entry.path)) {
             self.add(entry);
         }
     }
@@ -226,6 +241,18 @@ mod tests {
     fn ldd_paths() {
         let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x1)\n\t/lib64/ld-linux-x86-64.so.2 (0x2)\n";
         assert_eq!(parse_ldd(text), vec!["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]);
+    }
+
+    #[test]
+    fn merged_usr_links_are_followed() {
+        let mut t = Tree::default();
+        t.add(Entry::symlink("bin", "usr/bin"));
+        t.add(Entry::file("usr/bin/criu-helper", 0o755, vec![]));
+        t.add_if_absent(Entry::symlink("bin/sh", "/bin/busybox"));
+        t.add_if_absent(Entry::symlink("bin/criu-helper", "/bin/busybox"));
+        assert!(t.0.contains_key("usr/bin/sh"));
+        assert_eq!(t.0["usr/bin/criu-helper"].kind, Kind::File(vec![]));
+        assert!(!t.0.contains_key("bin/sh"));
     }
 
     #[test]

@@ -81,19 +81,23 @@ fn run(args: RunArgs) -> Result<i32> {
     Ok(done.summary.exit_code())
 }
 
-/// Runs the single cell `workload/src->dst` once; its status and reason.
+/// Runs the single cell `workload/src->dst` once (with `engine` on both
+/// sides, else the host's); its status and reason.
 fn one_cell(
     project: &Project,
     workload: &str,
-    src: &str,
-    dst: &str,
+    (src, dst): (&str, &str),
+    engine: Option<&str>,
     opts: &session::Options,
 ) -> Result<(Status, String)> {
     anyhow::ensure!(
         project.library.get(workload).is_some(),
         "unknown workload `{workload}`: see `crtest workloads list`"
     );
-    let matrix = Matrix::for_pairs(&project.library, workload, vec![(src.to_string(), dst.to_string())]);
+    let mut matrix = Matrix::for_pairs(&project.library, workload, vec![(src.to_string(), dst.to_string())]);
+    if let Some(e) = engine {
+        matrix.engines = [src, dst].iter().map(|k| (k.to_string(), e.to_string())).collect();
+    }
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let done = session::execute(project, &matrix, &plan, opts, &Progress::new(false))?;
     let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("the run produced no cell"))?;
@@ -102,9 +106,6 @@ fn one_cell(
 
 fn cell(args: CellArgs) -> Result<i32> {
     const SKIP: i32 = 125;
-    if let Some(e) = args.engine.as_deref().filter(|e| !e.starts_with("criu-")) {
-        bail!("--engine {e}: only the host's CRIU (criu-VERSION) is available in this build");
-    }
     let mut project = Project::load()?;
     let mut resolve = |k: &str| project.catalog.resolve(k, args.modules.as_deref());
     let (src, dst) = match (resolve(&args.src_kernel), resolve(&args.dst_kernel)) {
@@ -116,7 +117,7 @@ fn cell(args: CellArgs) -> Result<i32> {
         }
     };
     let opts = session::Options { jobs: 2, out: args.out, accel: args.accel, seed: args.seed, iters: 1 };
-    let (status, reason) = match one_cell(&project, &args.workload, &src, &dst, &opts) {
+    let (status, reason) = match one_cell(&project, &args.workload, (&src, &dst), args.engine.as_deref(), &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("crtest cell: cannot test this revision: {e:#}");
@@ -157,7 +158,7 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
         for run in 1..=args.repeat.max(1) {
             let out = args.out.join(format!("{k}-{run}"));
             let opts = session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1 };
-            match one_cell(&project, &args.workload, &src, &dst, &opts) {
+            match one_cell(&project, &args.workload, (&src, &dst), args.engine.as_deref(), &opts) {
                 Ok((Status::Fail, why)) => return Probe::Bad(format!("{}/{src}->{dst}: {why}", args.workload)),
                 Ok((Status::Pass, _)) => {}
                 Ok((status, why)) => skip = Some(format!("{status}: {why}")),
@@ -191,8 +192,9 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
     let quiet = Progress::new(false);
     let cache = fsutil::cache_dir();
     let kernels = prepare::kernels(&project, &[kernel.to_string()], &cache, &quiet)?;
-    let engine = crtest::engine::Engine::host_criu()?;
-    let images = prepare::images(&project.library, &plan, &kernels, &engine, &cache, &quiet)?;
+    let engines = prepare::engines(&project, &[kernel.to_string()], &matrix.engines, &cache, &quiet)?;
+    let engine = &engines[kernel];
+    let images = prepare::images(&project.library, &plan, &kernels, &engines, &cache, &quiet)?;
     let (k, image) = (&kernels[kernel], &images[kernel]);
     let accel = prepare::accel(accel.unwrap_or(crtest::matrix::AccelChoice::Auto), Some((k, image)), &cache, &quiet);
     let cfg = crtest::vm::VmConfig {

@@ -23,6 +23,12 @@ struct RawMatrix {
     /// Milliseconds each workload step sleeps (CRTEST_STEP_MS).
     #[serde(default)]
     step_ms: Option<u32>,
+    /// The engine every kernel's guest runs (`host` by default), and
+    /// per-kernel overrides (CRIU 3.17 cannot run on 6.13 and newer).
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    kernel_engines: std::collections::BTreeMap<String, String>,
     /// `identity` (default) or the path of a converter command (relative to
     /// the matrix file) following the contract in `convert.rs`.
     #[serde(default)]
@@ -104,6 +110,8 @@ pub struct Matrix {
     pub pvh: bool,
     pub accel: AccelChoice,
     pub step_ms: u32,
+    /// The engine of each kernel of the matrix.
+    pub engines: std::collections::BTreeMap<String, String>,
     /// None for identity, else the converter command.
     pub converter: Option<PathBuf>,
     /// The library plus this matrix's `programs:`.
@@ -171,6 +179,17 @@ impl Matrix {
             None => AccelChoice::Auto,
             Some(a) => a.parse().map_err(|m| err(at("vm", a), m))?,
         };
+        let default_engine = raw.engine.clone().unwrap_or_else(|| crate::engine::HOST.to_string());
+        for k in raw.kernel_engines.keys() {
+            if !kernels.contains(k) {
+                return Err(err(
+                    at("kernel_engines", k),
+                    format!("kernel_engines: `{k}` is not in this matrix's `kernels`"),
+                ));
+            }
+        }
+        let engines =
+            kernels.iter().map(|k| (k.clone(), raw.kernel_engines.get(k).unwrap_or(&default_engine).clone())).collect();
         Ok(Matrix {
             path: path.to_path_buf(),
             kernels,
@@ -189,6 +208,7 @@ impl Matrix {
             },
             accel,
             step_ms: raw.step_ms.unwrap_or(100),
+            engines,
             converter: match raw.converter.as_deref() {
                 None | Some("identity") => None,
                 Some(cmd) => {
@@ -224,6 +244,7 @@ impl Matrix {
             pvh: true,
             accel: AccelChoice::Auto,
             step_ms: 100,
+            engines: Default::default(),
             converter: None,
             library: library.clone(),
         }

@@ -39,6 +39,17 @@ pub struct Plan {
     pub slots: std::collections::BTreeMap<(String, String), usize>,
 }
 
+/// Why a pair whose kernels run different engines cannot run yet: images
+/// would need a converter chain between the engines' formats, and a missing
+/// step is never replaced by a silent identity.
+fn cross_engine(matrix: &Matrix, src: &str, dst: &str) -> Option<String> {
+    let engine = |k: &str| matrix.engines.get(k).map(String::as_str).unwrap_or(crate::engine::HOST);
+    let (a, b) = (engine(src), engine(dst));
+    (a != b).then(|| {
+        format!("dump engine {a} and restore engine {b} differ: no converter chain between their formats is built")
+    })
+}
+
 pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
     format!("{workload}/{src}->{dst}")
 }
@@ -54,10 +65,13 @@ impl Plan {
                 if filters.partition.is_some_and(|p| !p.contains(&cell_id(w, src, dst))) {
                     continue;
                 }
-                let skip = [src, dst].iter().find_map(|k| {
-                    let version = &catalog.get(k).expect("matrix validated against catalog").version;
-                    workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
-                });
+                let skip = [src, dst]
+                    .iter()
+                    .find_map(|k| {
+                        let version = &catalog.get(k).expect("matrix validated against catalog").version;
+                        workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
+                    })
+                    .or_else(|| cross_engine(matrix, src, dst));
                 cells.push(Cell {
                     id: cell_id(w, src, dst),
                     workload: w.clone(),

@@ -69,7 +69,7 @@ pub fn images(
     library: &Library,
     plan: &Plan,
     kernels: &BTreeMap<String, Kernel>,
-    engine: &Engine,
+    engines: &BTreeMap<String, Engine>,
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, GuestImage>> {
@@ -78,12 +78,34 @@ pub fn images(
     let binaries = library.build(&names, cache)?;
     let mut out = BTreeMap::new();
     for (id, kernel) in kernels {
-        let image = guest::build(kernel, engine, &binaries, cache)
+        let image = guest::build(kernel, &engines[id], &binaries, cache)
             .with_context(|| format!("building the guest image for kernel {id}"))?;
         for note in &image.notes {
             reporter.event(&Event::Notice(note.clone()));
         }
         out.insert(id.clone(), image);
+    }
+    Ok(out)
+}
+
+/// The engine of every kernel (`matrix.engines`, else the host's CRIU).
+pub fn engines(
+    project: &Project,
+    kernels: &[String],
+    choice: &BTreeMap<String, String>,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, Engine>> {
+    let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
+    let catalog = crate::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?;
+    let mut built: BTreeMap<String, Engine> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for k in kernels {
+        let id = choice.get(k).map(String::as_str).unwrap_or(crate::engine::HOST);
+        if !built.contains_key(id) {
+            built.insert(id.to_string(), crate::engine::resolve(id, &catalog, cache, &log)?);
+        }
+        out.insert(k.clone(), built[id].clone());
     }
     Ok(out)
 }

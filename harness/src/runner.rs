@@ -49,7 +49,8 @@ pub trait Reporter: Sync {
 /// Everything a run needs, prepared before any VM starts.
 pub struct Setup {
     pub library: Library,
-    pub engine_id: String,
+    /// The engine each kernel's guest runs, e.g. `criu-4.1.1`.
+    pub engines: BTreeMap<String, String>,
     pub kernels: BTreeMap<String, Kernel>,
     /// What QEMU's `-kernel` gets per kernel (a PVH vmlinux when there is one).
     pub boot_images: BTreeMap<String, PathBuf>,
@@ -453,7 +454,7 @@ impl Runner<'_> {
             let ready = reference.outcome == Outcome::Ok && dump.outcome == Outcome::Ok;
             let restore_op = self.op_id('x');
             if ready {
-                let (transfer, step) = self.transfer(kernel, dump, &restore_op);
+                let (transfer, step) = self.transfer(kernel, cell.src.clone(), dump, &restore_op);
                 stages.push(transfer.clone());
                 let convert_ok = step.as_ref().map(|s| s.ok);
                 if let Some(step) = step {
@@ -554,7 +555,11 @@ impl Runner<'_> {
         let missing: Vec<&str> =
             w.features.iter().filter(|f| have.get(*f) != Some(&true)).map(String::as_str).collect();
         (!missing.is_empty()).then(|| {
-            format!("`criu check --feature {}` fails on kernel {kernel} ({})", missing.join(", "), self.setup.engine_id)
+            format!(
+                "`criu check --feature {}` fails on kernel {kernel} ({})",
+                missing.join(", "),
+                self.setup.engines[kernel]
+            )
         })
     }
 
@@ -564,7 +569,13 @@ impl Runner<'_> {
 
     /// Copies the workload's files to the target's share and converts the
     /// images into it.
-    fn transfer(&self, kernel: &str, dump: &OpRecord, restore_op: &OpPaths) -> (StageRecord, Option<StepRecord>) {
+    fn transfer(
+        &self,
+        kernel: &str,
+        dump_kernel: String,
+        dump: &OpRecord,
+        restore_op: &OpPaths,
+    ) -> (StageRecord, Option<StepRecord>) {
         let src = dump.out.as_ref().expect("ok dump has a dir");
         let dst = self.work.join(format!("vm-{kernel}")).join("in").join(&restore_op.id);
         let t = Instant::now();
@@ -579,8 +590,8 @@ impl Runner<'_> {
             };
             return (rec, None);
         }
-        let engine = &self.setup.engine_id;
-        let step = convert::run_step(self.setup.converter.as_ref(), engine, engine, &src.join("img"), &dst.join("img"));
+        let (from, to) = (&self.setup.engines[&dump_kernel], &self.setup.engines[kernel]);
+        let step = convert::run_step(self.setup.converter.as_ref(), from, to, &src.join("img"), &dst.join("img"));
         (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some(step))
     }
 

@@ -2,7 +2,6 @@
 //! accelerator, run the cells, and write the reports atomically. Shared by
 //! `crtest run`, `crtest cell` and `crtest bisect`.
 
-use crate::engine::Engine;
 use crate::matrix::{AccelChoice, Matrix};
 use crate::plan::Plan;
 use crate::prepare::{self, Project};
@@ -50,14 +49,20 @@ pub fn execute(
     let cache = fsutil::cache_dir();
     let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
     let kernels = prepare::kernels(project, &kernel_ids, &cache, reporter)?;
-    let engine = Engine::host_criu()?;
-    let images = prepare::images(&matrix.library, plan, &kernels, &engine, &cache, reporter)?;
+    let engines = prepare::engines(project, &kernel_ids, &matrix.engines, &cache, reporter)?;
+    let images = prepare::images(&matrix.library, plan, &kernels, &engines, &cache, reporter)?;
+    let engine_ids: std::collections::BTreeMap<String, String> =
+        engines.iter().map(|(k, e)| (k.clone(), e.id.clone())).collect();
+    let mut distinct: Vec<&String> = engine_ids.values().collect();
+    distinct.sort();
+    distinct.dedup();
+    let engine_names = distinct.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
     let accel = prepare::accel(opts.accel.unwrap_or(matrix.accel), probe, &cache, reporter);
     let boot_images = prepare::boot_images(&project.catalog, &kernels, matrix.pvh, reporter)?;
     let setup = Setup {
         library: matrix.library.clone(),
-        engine_id: engine.id.clone(),
+        engines: engine_ids.clone(),
         boot_images,
         kernels,
         images,
@@ -81,7 +86,7 @@ pub fn execute(
         plan.cells.len(),
         plan.runnable().count(),
         kernel_ids.join(", "),
-        engine.id,
+        engine_names,
         opts.jobs,
         accel,
         setup.seed,
@@ -108,6 +113,7 @@ pub fn execute(
             let info = report::json::KernelInfo {
                 release: k.release.clone(),
                 packages: k.packages.clone(),
+                engine: engine_ids.get(id).cloned().unwrap_or_default(),
                 boot_secs,
                 console,
             };
@@ -120,7 +126,7 @@ pub fn execute(
         crtest_version: env!("CARGO_PKG_VERSION"),
         matrix: matrix.path.display().to_string(),
         accel,
-        engine: engine.id.clone(),
+        engine: engine_names.clone(),
         seed: setup.seed,
         iters: setup.iters,
         kernels: kernels_info,

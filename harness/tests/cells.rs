@@ -82,3 +82,32 @@ fn bad_matrix_is_reported_with_file_and_line() {
     );
     assert!(!root.out().join("results.json").exists());
 }
+
+/// An engine built from Debian packages (CRIU 4.1 from trixie, with its own
+/// libc) runs in the guests: 6.1 -> 7.3, where the host's CRIU 3.17 cannot
+/// even start, restores and continues identically.
+#[test]
+fn debian_built_criu_4_1_restores_onto_7_3() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Root::new("");
+    let out = root.run(&[
+        "cell",
+        "--src-kernel",
+        "6.1",
+        "--dst-kernel",
+        "7.3",
+        "--workload",
+        "counter",
+        "--engine",
+        "criu-4.1",
+        "--accel",
+        "tcg",
+        "--out",
+        "out",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let r = root.results();
+    assert!(r["engine"].as_str().unwrap().starts_with("criu-4.1."), "{}", r["engine"]);
+    assert_eq!(r["kernels"]["7.3"]["engine"], r["engine"]);
+    assert_eq!(cell(&r, "counter/6.1->7.3")["status"], "PASS");
+}

@@ -163,6 +163,32 @@ impl PrivateApt {
         Ok(parse_depends(&text))
     }
 
+    /// `package` and everything it needs to run (Depends, recursively;
+    /// virtual packages left out).
+    pub fn closure(&self, package: &str) -> Result<Vec<String>> {
+        let args = [
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            "--no-pre-depends",
+            package,
+        ];
+        let text = self.run("apt-cache", &args, None)?;
+        let mut names: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with(' ') && !l.starts_with('<') && !l.trim().is_empty())
+            .map(|l| l.trim().to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Candidate version of `package`.
     pub fn version(&self, package: &str) -> Result<String> {
         let text = self.run("apt-cache", &["policy", package], None)?;

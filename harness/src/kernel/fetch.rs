@@ -234,3 +234,78 @@ mod tests {
         }
     }
 }
+
+/// An engine built from Debian packages: `spec.package` with its whole
+/// dependency closure from `spec.suite`, extracted into one root directory
+/// (with the merged-/usr links newer suites expect), cached.
+pub fn engine_root(
+    spec: &crate::engine::EngineSpec,
+    cache: &Path,
+    log: &dyn Fn(&str),
+) -> Result<crate::engine::Engine> {
+    let dir = cache.join("engines").join(&spec.id);
+    let manifest = dir.join("engine.json");
+    if let Ok(text) = std::fs::read(&manifest) {
+        let id: String = serde_json::from_slice(&text)?;
+        return Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))? });
+    }
+    let apt = PrivateApt::new(&cache.join("apt").join(&spec.suite), &spec.suite)?;
+    if UPDATED.lock().unwrap().insert(spec.suite.clone()) {
+        log(&format!("engine {}: apt-get update for suite {}", spec.id, spec.suite));
+        apt.update()?;
+    }
+    let version = apt.version(&spec.package)?;
+    let closure = apt.closure(&spec.package)?;
+    log(&format!("engine {}: downloading {} {version} and {} dependencies", spec.id, spec.package, closure.len() - 1));
+    std::fs::create_dir_all(cache.join("engines"))?;
+    let download = tempfile::tempdir_in(cache.join("engines"))?;
+    let staging = tempfile::tempdir_in(cache.join("engines"))?;
+    let root = staging.path().join("root");
+    for deb in apt.download(&closure, download.path())? {
+        extract_deb(&deb, &root)?;
+    }
+    for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+        if !root.join(link).exists() && root.join(target).is_dir() {
+            std::os::unix::fs::symlink(target, root.join(link))?;
+        }
+    }
+    let upstream = version.split(['-', '+', '~']).next().unwrap_or(&version);
+    let id = format!("{}-{upstream}", spec.package);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(staging.keep(), &dir)?;
+    fsutil::write_atomic(&manifest, &serde_json::to_vec(&id)?)?;
+    Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))? })
+}
+
+/// Documentation the guest never reads.
+const ROOT_SKIP: &[&str] =
+    &["usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/lintian", "usr/share/info"];
+
+/// Every file, link and directory under `root` as image entries.
+fn root_entries(root: &Path) -> Result<Vec<crate::cpio::Entry>> {
+    use crate::cpio::Entry;
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir)? {
+            let e = e?;
+            let path = e.path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if ROOT_SKIP.iter().any(|s| rel.starts_with(s)) {
+                continue;
+            }
+            let kind = e.file_type()?;
+            if kind.is_symlink() {
+                out.push(Entry::symlink(&rel, &std::fs::read_link(&path)?.to_string_lossy()));
+            } else if kind.is_dir() {
+                out.push(Entry::dir(&rel));
+                stack.push(path);
+            } else {
+                let perm = e.metadata()?.permissions().mode() & 0o7777;
+                out.push(Entry::file(&rel, perm, std::fs::read(&path)?));
+            }
+        }
+    }
+    Ok(out)
+}

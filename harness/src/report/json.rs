@@ -27,6 +27,8 @@ pub struct Results<'a> {
 pub struct KernelInfo {
     pub release: String,
     pub packages: Vec<String>,
+    /// The engine this kernel's guest ran.
+    pub engine: String,
     pub boot_secs: Option<f64>,
     pub console: Option<String>,
 }
