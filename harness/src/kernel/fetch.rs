@@ -188,53 +188,6 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob() {
-        assert!(glob_match("linux-image-6.1.0-*-amd64-unsigned", "linux-image-6.1.0-56-amd64-unsigned"));
-        assert!(!glob_match("linux-image-6.1.0-*-amd64-unsigned", "linux-image-6.1.0-56-rt-amd64-unsigned"));
-        assert!(glob_match("a*", "a"));
-        assert!(!glob_match("a", "ab"));
-    }
-
-    #[test]
-    fn newest_is_numeric_not_lexical() {
-        let names: Vec<String> = [
-            "linux-image-6.12.9+deb12-amd64-unsigned",
-            "linux-image-6.12.117+deb12-amd64-unsigned",
-            "linux-image-6.12.117+deb12-rt-amd64-unsigned",
-        ]
-        .map(String::from)
-        .to_vec();
-        assert_eq!(
-            newest_match("linux-image-6.12.*+deb12-amd64-unsigned", &names).as_deref(),
-            Some("linux-image-6.12.117+deb12-amd64-unsigned")
-        );
-        assert_eq!(newest_match("linux-image-7*", &names), None);
-    }
-
-    #[test]
-    fn normalise_handles_both_layouts() {
-        for (vmlinuz, mods) in [
-            ("boot/vmlinuz-6.1.0-1-amd64", "lib/modules/6.1.0-1-amd64"),
-            ("usr/lib/modules/6.1.0-1-amd64/vmlinuz", "usr/lib/modules/6.1.0-1-amd64"),
-        ] {
-            let staging = tempfile::tempdir().unwrap();
-            let tree = staging.path().join("tree");
-            std::fs::create_dir_all(tree.join(mods).join("kernel")).unwrap();
-            std::fs::create_dir_all(tree.join(vmlinuz).parent().unwrap()).unwrap();
-            std::fs::write(tree.join(vmlinuz), b"MZ").unwrap();
-            let k = normalise("6.1", &tree, staging.path(), vec![]).unwrap();
-            assert_eq!(k.release, "6.1.0-1-amd64");
-            assert_eq!(std::fs::read(&k.vmlinuz).unwrap(), b"MZ");
-            assert!(k.modules.unwrap().join("kernel").is_dir());
-        }
-    }
-}
-
 /// An engine built from Debian packages: `spec.package` with its whole
 /// dependency closure from `spec.suite`, extracted into one root directory
 /// (with the merged-/usr links newer suites expect), cached.
@@ -308,4 +261,51 @@ fn root_entries(root: &Path) -> Result<Vec<crate::cpio::Entry>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("linux-image-6.1.0-*-amd64-unsigned", "linux-image-6.1.0-56-amd64-unsigned"));
+        assert!(!glob_match("linux-image-6.1.0-*-amd64-unsigned", "linux-image-6.1.0-56-rt-amd64-unsigned"));
+        assert!(glob_match("a*", "a"));
+        assert!(!glob_match("a", "ab"));
+    }
+
+    #[test]
+    fn newest_is_numeric_not_lexical() {
+        let names: Vec<String> = [
+            "linux-image-6.12.9+deb12-amd64-unsigned",
+            "linux-image-6.12.117+deb12-amd64-unsigned",
+            "linux-image-6.12.117+deb12-rt-amd64-unsigned",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            newest_match("linux-image-6.12.*+deb12-amd64-unsigned", &names).as_deref(),
+            Some("linux-image-6.12.117+deb12-amd64-unsigned")
+        );
+        assert_eq!(newest_match("linux-image-7*", &names), None);
+    }
+
+    #[test]
+    fn normalise_handles_both_layouts() {
+        for (vmlinuz, mods) in [
+            ("boot/vmlinuz-6.1.0-1-amd64", "lib/modules/6.1.0-1-amd64"),
+            ("usr/lib/modules/6.1.0-1-amd64/vmlinuz", "usr/lib/modules/6.1.0-1-amd64"),
+        ] {
+            let staging = tempfile::tempdir().unwrap();
+            let tree = staging.path().join("tree");
+            std::fs::create_dir_all(tree.join(mods).join("kernel")).unwrap();
+            std::fs::create_dir_all(tree.join(vmlinuz).parent().unwrap()).unwrap();
+            std::fs::write(tree.join(vmlinuz), b"MZ").unwrap();
+            let k = normalise("6.1", &tree, staging.path(), vec![]).unwrap();
+            assert_eq!(k.release, "6.1.0-1-amd64");
+            assert_eq!(std::fs::read(&k.vmlinuz).unwrap(), b"MZ");
+            assert!(k.modules.unwrap().join("kernel").is_dir());
+        }
+    }
 }
