@@ -54,6 +54,21 @@ tune() {
 	echo 4194304 >/proc/sys/kernel/pid_max && echo 1 >/proc/sys/kernel/print-fatal-signals && stty -echo
 }
 
+# The initramfs is the kernel's rootfs, where pivot_root (used by workloads
+# with their own mount namespace, and by CRIU restoring one) cannot work.
+# Move everything onto a tmpfs and start again from there.
+to_tmpfs() {
+	mkdir -p /newroot && mount -t tmpfs -o mode=0755 root /newroot || return 1
+	for d in /*; do
+		[ "$d" = /newroot ] || cp -a "$d" /newroot/ || return 1
+	done
+	touch /newroot/.crtest-tmpfs
+}
+if [ ! -e /.crtest-tmpfs ]; then
+	step tmpfs-root to_tmpfs || fatal tmpfs-root
+	exec switch_root /newroot /init
+fi
+
 step mounts mount_all || fatal mounts
 step modules load_modules
 step loopback ip link set lo up || fatal loopback

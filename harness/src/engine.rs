@@ -118,15 +118,22 @@ fn quote(s: &str) -> String {
 
 /// Shell that writes an action script for CRIU: at `post-dump` and
 /// `pre-resume` (the tree is frozen, the restorer already gone) it records every fd and memory
-/// mapping of the processes in session `pid` into `file`, like zdtm does.
+/// mapping of process `pid` and its descendants into `file`, like zdtm does.
 fn snapshot_hook(hook: &str, file: &str, pid: &str) -> String {
     format!(
         r#"cat >{hook} <<'SNAP'
 #!/bin/sh
 case "$CRTOOLS_SCRIPT_ACTION" in post-dump|pre-resume) ;; *) exit 0 ;; esac
-for d in /proc/[0-9]*; do
-    p=${{d#/proc/}}
-    [ "$(sed 's/.*) //' $d/stat 2>/dev/null | cut -d' ' -f4)" = "$ROOT" ] || continue
+# The tree: $ROOT and its descendants, from every process's parent pid.
+for d in /proc/[0-9]*; do echo "${{d#/proc/}} $(sed 's/.*) //' $d/stat 2>/dev/null | cut -d' ' -f2)"; done >/tmp/ppids.$$
+tree=" $ROOT "
+while :; do
+    more=$(while read -r p pp; do case "$tree" in *" $pp "*) case "$tree" in *" $p "*) ;; *) echo "$p" ;; esac ;; esac; done </tmp/ppids.$$)
+    [ -n "$more" ] || break
+    tree="$tree$(echo $more) "
+done
+for p in $tree; do
+    d=/proc/$p
     for f in $d/fd/*; do echo "$p fd ${{f##*/}} $(readlink $f)"; done
     while read -r range perms off dev ino path; do echo "$p map $range $perms $off $path"; done <$d/maps
 done >"$SNAPFILE"
@@ -231,8 +238,27 @@ cp /tmp/img-{id}/restore.log "$OUT/restore.log"
     )
 }
 
+/// Engine options, shell-quoted; `{dir}` stands for the workload's
+/// directory (`$D` in the scripts), e.g. `--root {dir}`.
 fn options(opts: &[String]) -> String {
-    opts.iter().map(|o| quote(o)).collect::<Vec<_>>().join(" ")
+    let one = |o: &String| match o.contains("{dir}") {
+        true => format!("\"{}\"", o.replace('"', "").replace("{dir}", "$D")),
+        false => quote(o),
+    };
+    opts.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
+/// Shell that points `$PID` at the process to dump: the started program,
+/// or the one whose pid the workload wrote into `$D/<dump_root>` (a
+/// namespace's init, which CRIU must dump from); recorded for the restore.
+fn dump_root_sh(w: &Workload) -> String {
+    match &w.dump_root {
+        None => String::new(),
+        Some(file) => format!(
+            "PID=$(cat \"$D/{file}\") || {{ echo \"no {file}\"; exit {setup}; }}\necho \"$PID\" >\"$OUT/pid\"\n",
+            setup = rc::SETUP
+        ),
+    }
 }
 
 /// Waits until `after` step lines exist, dumps the tree with CRIU and leaves
@@ -240,7 +266,7 @@ fn options(opts: &[String]) -> String {
 pub fn dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32) -> String {
     format!(
         r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
-{wl}{wait}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
+{wl}{wait}{root}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
 rm -rf /tmp/img-{id}
 "#,
         dir = op.dir(),
@@ -248,6 +274,7 @@ rm -rf /tmp/img-{id}
         id = op.id,
         wl = workload_sh(w),
         wait = wait_steps_sh(after, timeout_s),
+        root = dump_root_sh(w),
         dump = criu_dump_sh(&op.id, w, "before.snap"),
         copy = rc::COPY_FAILED,
     )
@@ -255,13 +282,14 @@ rm -rf /tmp/img-{id}
 
 /// Puts the dumped workload's files back at their paths and restores the
 /// tree detached; its PIDs are those of the dump (`pid` is the root).
-pub fn restore_script(op: &OpPaths, w: &Workload, pid: u32) -> String {
+pub fn restore_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32) -> String {
     format!(
-        r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}
+        r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}; D={dir}
 mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" && cp -a "$IN/img" /tmp/img-{id} || exit {copy}
 {restore}"#,
         id = op.id,
         out = op.out(),
+        dir = dir_op.dir(),
         restore = criu_restore_sh(&op.id, w, "after.snap", &pid.to_string()),
         copy = rc::COPY_FAILED,
     )
@@ -406,6 +434,11 @@ mod tests {
         assert!(i.contains("D=/run/crtest/d3; OUT=/mnt/xfer/out/i4; PID=103000") && i.contains("-ge $AFTER ]"), "{i}");
         assert!(i.contains("+ 3 ))") && i.contains("[ $AFTER -le 38 ]"), "{i}");
         assert!(i.find("criu dump").unwrap() < i.find("criu restore -D /tmp/img-i4").unwrap(), "{i}");
+    }
+
+    #[test]
+    fn dir_placeholder_expands_in_the_guest() {
+        assert_eq!(options(&["--root".into(), "{dir}".into()]), "'--root' \"$D\"");
     }
 
     #[test]

@@ -377,7 +377,11 @@ impl Runner<'_> {
                     });
                     let outcome = match r {
                         Err(e) => Outcome::Broken(e),
-                        Ok(r) if r.rc == rc::OK => Outcome::Ok,
+                        Ok(r) if r.rc == rc::OK => {
+                            let transcript = self.share_out(kernel, &op).join("transcript");
+                            verdict::reference_problem(&std::fs::read_to_string(transcript).unwrap_or_default())
+                                .map_or(Outcome::Ok, Outcome::Broken)
+                        }
                         Ok(r) => Outcome::Broken(format!(
                             "the uninterrupted reference run did not finish (script rc {}): {}",
                             r.rc,
@@ -479,7 +483,7 @@ impl Runner<'_> {
                     secs: *boot.as_ref().unwrap_or(&0.0),
                 });
                 if stages.iter().all(|s| s.outcome == Outcome::Ok) && convert_ok == Some(true) {
-                    stages.push(self.restore(kernel, cell, &restore_op, dump.pid.unwrap_or(0)));
+                    stages.push(self.restore(kernel, cell, &restore_op, dump));
                     // Further rounds right away, while the restored program is still mid-run.
                     if self.setup.iters > 1 && stages.last().is_some_and(|s| s.outcome == Outcome::Ok) {
                         stages.push(self.iterate(kernel, cell, dump));
@@ -595,17 +599,25 @@ impl Runner<'_> {
         (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some(step))
     }
 
-    fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths, pid: u32) -> StageRecord {
+    fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths, dump: &OpRecord) -> StageRecord {
         let wl = self.setup.library.get(&cell.workload).expect("plan validated");
-        let t = Instant::now();
-        let outcome = match self.guest(kernel, &format!("restore {}", cell.id), &engine::restore_script(op, wl, pid)) {
-            Err(e) => Outcome::Broken(e),
-            Ok(r) if r.rc == rc::OK => Outcome::Ok,
-            Ok(r) if r.rc == rc::RESTORE_FAILED => {
-                Outcome::Failed(criu_error(&self.share_out(kernel, op).join("restore.log"), "criu restore"))
-            }
-            Ok(r) => Outcome::Broken(format!("restore script rc {}: {}", r.rc, r.output.trim())),
+        let (Some(dump_op), Some(pid)) = (&dump.op, dump.pid) else {
+            return StageRecord {
+                stage: Stage::Restore,
+                outcome: Outcome::Broken("dump left no pid".into()),
+                secs: 0.0,
+            };
         };
+        let t = Instant::now();
+        let outcome =
+            match self.guest(kernel, &format!("restore {}", cell.id), &engine::restore_script(op, dump_op, wl, pid)) {
+                Err(e) => Outcome::Broken(e),
+                Ok(r) if r.rc == rc::OK => Outcome::Ok,
+                Ok(r) if r.rc == rc::RESTORE_FAILED => {
+                    Outcome::Failed(criu_error(&self.share_out(kernel, op).join("restore.log"), "criu restore"))
+                }
+                Ok(r) => Outcome::Broken(format!("restore script rc {}: {}", r.rc, r.output.trim())),
+            };
         StageRecord { stage: Stage::Restore, outcome, secs: t.elapsed().as_secs_f64() }
     }
 

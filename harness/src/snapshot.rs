@@ -60,10 +60,18 @@ fn normalise(line: &str) -> Option<String> {
             if KERNEL_MAPPINGS.contains(&path) {
                 return None;
             }
-            Some(format!("pid {pid} map {}", rest.trim()))
+            let mut fields = rest.trim().splitn(4, ' ');
+            let (range, perms, off) = (fields.next()?, fields.next()?, fields.next()?);
+            Some(format!("pid {pid} map {range} {perms} {off} {}", shared_anon_path(path)))
         }
         _ => None,
     }
+}
+
+/// CRIU restores shared anonymous memory through a memfd, so such a mapping
+/// comes back named `/memfd:/dev/zero (deleted)`; it is the same memory.
+fn shared_anon_path(path: &str) -> &str {
+    path.strip_prefix("/memfd:").filter(|p| p.starts_with("/dev/zero")).unwrap_or(path)
 }
 
 /// `pipe:[1234]` -> `pipe`: inode numbers of pipes and sockets are new after a restore.
@@ -142,6 +150,14 @@ mod tests {
         // An unnamed mapping elsewhere is still a difference.
         let stray = format!("{after}1 map 10000000-10001000 r--p 00000000 \n");
         assert!(compare(before, &stray).unwrap().contains("10000000-10001000"));
+    }
+
+    #[test]
+    fn shared_anonymous_memory_restored_through_memfd_is_equal() {
+        let before = "1 map 7f00-7f10 rw-s 00000000 /dev/zero (deleted)\n";
+        let after = "1 map 7f00-7f10 rw-s 00000000 /memfd:/dev/zero (deleted)\n";
+        assert_eq!(compare(before, after), None);
+        assert!(compare(before, "1 map 7f00-7f10 rw-s 00000000 /memfd:other (deleted)\n").is_some());
     }
 
     #[test]

@@ -86,6 +86,14 @@ pub fn judge(stages: &[StageRecord], expected: Option<&str>, actual: Option<&str
     }
 }
 
+/// Why an uninterrupted reference run cannot serve as the expected
+/// behaviour: the workload's own end-of-run check failed without any C/R,
+/// so the workload (not the system under test) is at fault.
+pub fn reference_problem(transcript: &str) -> Option<String> {
+    let bad = transcript.lines().find(|l| l.starts_with("verify FAIL"))?;
+    Some(format!("the uninterrupted reference run failed its own check: `{bad}`"))
+}
+
 /// Like [`judge`], then also requires the fds and mappings recorded after
 /// the restore to equal those recorded at the dump.
 pub fn judge_with_state(
@@ -173,6 +181,13 @@ mod tests {
         let s = [rec(Stage::BootDst, Outcome::Broken("no ready line within 180s".into()))];
         assert_eq!(judge(&s, Some("x"), None).0, Status::Error);
         assert_eq!(judge(&[], Some("x"), None).0, Status::Error);
+    }
+
+    #[test]
+    fn a_reference_that_fails_its_own_check_is_unusable() {
+        assert_eq!(reference_problem("step 1\nverify ok\ndone\n"), None);
+        let why = reference_problem("step 1\nverify FAIL threads left\ndone\n").unwrap();
+        assert!(why.contains("`verify FAIL threads left`"), "{why}");
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct Workload {
     pub features: Vec<String>,
     #[serde(default)]
     pub skip_reason: Option<String>,
+    /// A file in the workload's directory holding the pid CRIU must dump
+    /// (e.g. the init of a pid namespace the program created), when that is
+    /// not the started program itself.
+    #[serde(default)]
+    pub dump_root: Option<String>,
     /// A user's own static executable instead of a library program; it runs
     /// with `args` in a directory of its own and ends by exiting.
     #[serde(default)]
