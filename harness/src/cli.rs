@@ -182,12 +182,12 @@ pub enum WorkloadsCommand {
 /// VMs at once by default: guests under TCG spend most of a cell waiting on
 /// the workloads' sleeps, so two per core keep the cores busy (measured: the
 /// 27-cell matrix took 39.5 s with 3 VMs, 49.9 s with 2, on 2 cores), as
-/// far as memory allows about 1.5 GiB per 1 GiB guest.
+/// far as memory allows about 2.5 GiB per 2 GiB guest.
 pub fn default_jobs() -> usize {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem_kib: usize = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().split(' ').next()?.parse().ok()))
         .unwrap_or(4 << 20);
-    (2 * cores).min(mem_kib / (1536 << 10)).max(1)
+    (2 * cores).min(mem_kib / (2560 << 10)).max(1)
 }

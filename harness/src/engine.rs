@@ -225,11 +225,14 @@ cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 
 /// Shell that restores `/tmp/img-ID` detached, recording the state just
 /// before the tree resumes into `$OUT/SNAP`.
-fn criu_restore_sh(id: &str, w: &Workload, snap: &str, pid: &str) -> String {
+/// `images` is where the image set is: the share (read in place, sparing the
+/// guest's memory) or a local dump.
+fn criu_restore_sh(id: &str, images: &str, w: &Workload, snap: &str, pid: &str) -> String {
     format!(
-        r#"{hook}criu restore -D /tmp/img-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh {opts}
+        r#"mkdir -p /tmp/work-{id}
+{hook}criu restore -D {images} -W /tmp/work-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh {opts}
 rc=$?
-cp /tmp/img-{id}/restore.log "$OUT/restore.log"
+cp /tmp/work-{id}/restore.log "$OUT/restore.log"; rm -rf /tmp/work-{id} /tmp/img-{id}
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
 "#,
         hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), pid),
@@ -285,12 +288,12 @@ rm -rf /tmp/img-{id}
 pub fn restore_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32) -> String {
     format!(
         r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}; D={dir}
-mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" && cp -a "$IN/img" /tmp/img-{id} || exit {copy}
+mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" || exit {copy}
 {restore}"#,
         id = op.id,
         out = op.out(),
         dir = dir_op.dir(),
-        restore = criu_restore_sh(&op.id, w, "after.snap", &pid.to_string()),
+        restore = criu_restore_sh(&op.id, "\"$IN/img\"", w, "after.snap", &pid.to_string()),
         copy = rc::COPY_FAILED,
     )
 }
@@ -319,7 +322,7 @@ pub fn iterate_script(
         no_room = rc::NO_ROOM,
         wait = wait_steps_sh("$AFTER", timeout_s),
         dump = criu_dump_sh(&op.id, w, "before.snap"),
-        restore = criu_restore_sh(&op.id, w, "after.snap", &pid.to_string()),
+        restore = criu_restore_sh(&op.id, &format!("/tmp/img-{}", op.id), w, "after.snap", &pid.to_string()),
     )
 }
 

@@ -199,7 +199,7 @@ impl Matrix {
                 boot: Duration::from_secs(raw.timeouts.boot.unwrap_or(180)),
                 operation: Duration::from_secs(raw.timeouts.operation.unwrap_or(180)),
             },
-            memory_mb: raw.vm.memory_mb.unwrap_or(1024),
+            memory_mb: raw.vm.memory_mb.unwrap_or(2048),
             cpu: raw.vm.cpu.unwrap_or_else(|| "max".into()),
             pvh: match raw.vm.boot.as_deref() {
                 None | Some("pvh") => true,
@@ -239,7 +239,7 @@ impl Matrix {
             workloads: vec![workload.to_string()],
             pairs,
             timeouts: Timeouts { boot: Duration::from_secs(180), operation: Duration::from_secs(180) },
-            memory_mb: 1024,
+            memory_mb: 2048,
             cpu: "max".into(),
             pvh: true,
             accel: AccelChoice::Auto,
