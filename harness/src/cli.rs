@@ -96,7 +96,8 @@ pub struct CellArgs {
 
 #[derive(clap::Args)]
 pub struct BisectArgs {
-    /// The ordered axis to bisect: `kernel` (the catalog's order).
+    /// The ordered axis: `kernel` (the catalog's order) or `engine`
+    /// (kernels/engines.yaml's order, on the kernel given with --fixed).
     #[arg(long, default_value = "kernel")]
     pub axis: String,
     /// The engine of every probe: `host` or an id from kernels/engines.yaml.

@@ -137,12 +137,26 @@ fn cell(args: CellArgs) -> Result<i32> {
 }
 
 fn bisect_cmd(args: BisectArgs) -> Result<i32> {
-    if args.axis != "kernel" {
-        bail!("--axis {}: only `kernel` is available in this build (engine and converter-chain axes need multiple engines)", args.axis);
-    }
     let project = Project::load()?;
-    let axis: Vec<String> = project.catalog.kernels.iter().map(|k| k.id.clone()).collect();
+    // Kernel axis: the catalog's order, the cell moves. Engine axis: the
+    // engines catalog's order (oldest first), on the kernel(s) of --fixed.
+    let axis: Vec<String> = match args.axis.as_str() {
+        "kernel" => project.catalog.kernels.iter().map(|k| k.id.clone()).collect(),
+        "engine" => crtest::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?
+            .into_iter()
+            .map(|e| e.id)
+            .collect(),
+        other => bail!("--axis {other}: expected kernel or engine (converter-chain steps are not built)"),
+    };
+    let on_engines = args.axis == "engine";
+    if on_engines && args.fixed.is_none() {
+        bail!("--axis engine needs --fixed KERNEL (the kernel both sides run)");
+    }
     let pair = |k: &str| -> Result<(String, String)> {
+        if on_engines {
+            let fixed = args.fixed.clone().unwrap_or_default();
+            return Ok((fixed.clone(), fixed));
+        }
         let fixed = || args.fixed.clone().ok_or_else(|| anyhow::anyhow!("--side {} needs --fixed KERNEL", args.side));
         Ok(match args.side.as_str() {
             "both" => (k.to_string(), k.to_string()),
@@ -154,11 +168,12 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
     pair(&args.good)?;
     let mut probe = |k: &str| -> Probe {
         let Ok((src, dst)) = pair(k) else { return Probe::Skip("bad --side".into()) };
+        let engine = if on_engines { Some(k) } else { args.engine.as_deref() };
         let mut skip = None;
         for run in 1..=args.repeat.max(1) {
             let out = args.out.join(format!("{k}-{run}"));
             let opts = session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1 };
-            match one_cell(&project, &args.workload, (&src, &dst), args.engine.as_deref(), &opts) {
+            match one_cell(&project, &args.workload, (&src, &dst), engine, &opts) {
                 Ok((Status::Fail, why)) => return Probe::Bad(format!("{}/{src}->{dst}: {why}", args.workload)),
                 Ok((Status::Pass, _)) => {}
                 Ok((status, why)) => skip = Some(format!("{status}: {why}")),

@@ -443,6 +443,17 @@ impl Runner<'_> {
         src: &BTreeMap<(String, String), (OpRecord, OpRecord)>,
         artifacts: &Path,
     ) -> Vec<CellResult> {
+        waves(cells).iter().flat_map(|wave| self.restore_wave(kernel, wave, src, artifacts)).collect()
+    }
+
+    /// Restores and finishes one wave of cells on `kernel`.
+    fn restore_wave(
+        &self,
+        kernel: &str,
+        cells: &[&Cell],
+        src: &BTreeMap<(String, String), (OpRecord, OpRecord)>,
+        artifacts: &Path,
+    ) -> Vec<CellResult> {
         let boot = self.ensure_vm(kernel);
         let timeout = self.setup.timeouts.operation.as_secs() as u32;
         // Restore all first (PIDs stay free), then wait for all.
@@ -758,6 +769,22 @@ impl Runner<'_> {
     }
 }
 
+/// Splits a target's cells into waves holding at most one cell per workload.
+/// Two restored copies of one workload would share a guest and clash over
+/// what the workload owns there (loopback ports, pty indexes, IPC keys), a
+/// harness artefact that must never read as a failure; different workloads
+/// run side by side.
+fn waves<'c>(cells: &[&'c Cell]) -> Vec<Vec<&'c Cell>> {
+    let mut waves: Vec<Vec<&Cell>> = Vec::new();
+    for cell in cells {
+        match waves.iter_mut().find(|w| w.iter().all(|c| c.workload != cell.workload)) {
+            Some(wave) => wave.push(cell),
+            None => waves.push(vec![cell]),
+        }
+    }
+    waves
+}
+
 fn read_pid(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join("pid")).ok()?.trim().parse().ok()
 }
@@ -780,5 +807,32 @@ fn criu_error(log: &Path, what: &str) -> String {
             engine::error_line(&text).unwrap_or_else(|| format!("{what} failed without an Error line in its log"))
         }
         Err(_) => format!("{what} failed and left no log"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waves_never_hold_one_workload_twice() {
+        let mk = |w: &str, s: &str| Cell {
+            id: format!("{w}/{s}->6.1"),
+            workload: w.into(),
+            src: s.into(),
+            dst: "6.1".into(),
+            skip: None,
+        };
+        let cells = [mk("tcp", "5.10"), mk("pty", "5.10"), mk("tcp", "6.1"), mk("tcp", "6.12"), mk("pty", "6.1")];
+        let refs: Vec<&Cell> = cells.iter().collect();
+        let w = waves(&refs);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.iter().map(Vec::len).sum::<usize>(), 5);
+        for wave in &w {
+            let mut names: Vec<&str> = wave.iter().map(|c| c.workload.as_str()).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), wave.len());
+        }
     }
 }
