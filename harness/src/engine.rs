@@ -8,7 +8,7 @@
 use crate::cpio::Entry;
 use crate::guest::{self, WORKLOAD_BIN_DIR};
 use crate::workload::Workload;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::process::Command;
 
 /// Exit codes of the guest scripts.
@@ -383,14 +383,6 @@ pub fn error_lines(log: &str) -> Vec<String> {
             Some(l[at..].trim().to_string())
         })
         .collect()
-}
-
-/// Checks that the engine id names something this build can drive.
-pub fn check_supported(id: &str) -> Result<()> {
-    if !id.starts_with("criu-") {
-        bail!("unknown engine `{id}`: only CRIU engines (criu-VERSION) are supported");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -170,16 +170,8 @@ fn add_busybox(tree: &mut Tree) -> Result<()> {
 
 /// An ELF file with no PT_INTERP program header (no dynamic loader).
 pub fn is_static_elf(data: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
-    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
     // 64-bit little-endian ELF only (the guests are x86_64).
-    if !data.starts_with(b"\x7fELF\x02\x01") {
-        return false;
-    }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return false };
-    (0..phnum).all(|i| u32_at(phoff + i * phentsize) != Some(PT_INTERP))
+    data.starts_with(b"\x7fELF\x02\x01") && crate::elf::segments(data).iter().all(|s| s.kind != crate::elf::PT_INTERP)
 }
 
 /// Finds `name` on PATH (plus the sbin directories root would have).

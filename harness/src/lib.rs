@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compare;
 pub mod convert;
 pub mod cpio;
+pub mod elf;
 pub mod engine;
 pub mod fsutil;
 pub mod guest;

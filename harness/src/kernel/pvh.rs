@@ -78,19 +78,13 @@ fn decompress(tool: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
 
 /// Whether a 64-bit little-endian ELF has the PVH entry note.
 pub fn has_pvh_note(elf: &[u8]) -> bool {
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
-    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return false };
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        if u32_at(ph) != Some(4) {
-            continue; // not PT_NOTE
-        }
-        let (Some(mut off), Some(size)) = (u64_at(ph + 8), u64_at(ph + 32)) else { continue };
-        let end = off + size;
+    use crate::elf::{segments, u32_at, PT_NOTE};
+    for seg in segments(elf).into_iter().filter(|s| s.kind == PT_NOTE) {
+        let (mut off, end) = (seg.offset, seg.offset + seg.size);
         while off + 12 <= end {
-            let (Some(namesz), Some(descsz), Some(kind)) = (u32_at(off), u32_at(off + 4), u32_at(off + 8)) else {
+            let (Some(namesz), Some(descsz), Some(kind)) =
+                (u32_at(elf, off), u32_at(elf, off + 4), u32_at(elf, off + 8))
+            else {
                 break;
             };
             let name = elf.get(off + 12..off + 12 + namesz as usize).unwrap_or(&[]);
