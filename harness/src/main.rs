@@ -205,19 +205,10 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
     let matrix = Matrix::for_pairs(&project.library, workload, vec![(kernel.to_string(), kernel.to_string())]);
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let quiet = Progress::new(false);
-    let cache = fsutil::cache_dir();
-    let kernels = prepare::kernels(&project, &[kernel.to_string()], &cache, &quiet)?;
-    let engines = prepare::engines(&project, &[kernel.to_string()], &matrix.engines, &cache, &quiet)?;
-    let engine = &engines[kernel];
-    let images = prepare::images(&project.library, &plan, &kernels, &engines, &cache, &quiet)?;
-    let (k, image) = (&kernels[kernel], &images[kernel]);
-    let accel = prepare::accel(accel.unwrap_or(crtest::matrix::AccelChoice::Auto), Some((k, image)), &cache, &quiet);
-    let cfg = crtest::vm::VmConfig {
-        accel,
-        memory_mb: 1024,
-        cpu: "max".into(),
-        boot_timeout: std::time::Duration::from_secs(180),
-    };
+    let ready = session::prepare(&project, &matrix, &plan, accel, &quiet)?;
+    let (k, image, engine, accel) =
+        (&ready.kernels[kernel], &ready.images[kernel], &ready.engines[kernel], ready.accel);
+    let cfg = session::vm_config(&matrix, accel);
     println!("crtest bench: kernel {kernel} ({}), {}, accel {accel:?}, {runs} runs each", k.release, engine.id);
     println!("{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max");
     let bz = crtest::bench::boot_times(k, &k.vmlinuz, image, &cfg, runs)?;

@@ -2,14 +2,18 @@
 //! accelerator, run the cells, and write the reports atomically. Shared by
 //! `crtest run`, `crtest cell` and `crtest bisect`.
 
+use crate::engine::Engine;
+use crate::guest::GuestImage;
+use crate::kernel::Kernel;
 use crate::matrix::{AccelChoice, Matrix};
 use crate::plan::Plan;
 use crate::prepare::{self, Project};
 use crate::report::{self, output::Staging, Summary};
 use crate::runner::{self, CellResult, Reporter, Setup};
-use crate::vm::VmConfig;
+use crate::vm::{Accel, VmConfig};
 use crate::{convert, fsutil, reaper};
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -35,6 +39,38 @@ pub fn fresh_seed() -> u64 {
     (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
+/// What a plan needs before any VM of the run starts.
+pub struct Prepared {
+    pub kernels: BTreeMap<String, Kernel>,
+    pub engines: BTreeMap<String, Engine>,
+    pub images: BTreeMap<String, GuestImage>,
+    pub accel: Accel,
+}
+
+/// Fetches the plan's kernels and engines, builds the guest images and picks
+/// the accelerator (`accel`, else the matrix's choice).
+pub fn prepare(
+    project: &Project,
+    matrix: &Matrix,
+    plan: &Plan,
+    accel: Option<AccelChoice>,
+    reporter: &dyn Reporter,
+) -> Result<Prepared> {
+    let cache = fsutil::cache_dir();
+    let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
+    let kernels = prepare::kernels(project, &kernel_ids, &cache, reporter)?;
+    let engines = prepare::engines(project, &kernel_ids, &matrix.engines, &cache, reporter)?;
+    let images = prepare::images(&matrix.library, plan, &kernels, &engines, &cache, reporter)?;
+    let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
+    let accel = prepare::accel(accel.unwrap_or(matrix.accel), probe, &cache, reporter);
+    Ok(Prepared { kernels, engines, images, accel })
+}
+
+/// The VM settings of a matrix under `accel`.
+pub fn vm_config(matrix: &Matrix, accel: Accel) -> VmConfig {
+    VmConfig { accel, memory_mb: matrix.memory_mb, cpu: matrix.cpu.clone(), boot_timeout: matrix.timeouts.boot }
+}
+
 /// Runs `plan` and writes `results.json`, `junit.xml`, `grid.txt`, cell
 /// artifacts and console logs into `opts.out`.
 pub fn execute(
@@ -46,19 +82,14 @@ pub fn execute(
 ) -> Result<Finished> {
     let started = Instant::now();
     reaper::install();
-    let cache = fsutil::cache_dir();
     let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
-    let kernels = prepare::kernels(project, &kernel_ids, &cache, reporter)?;
-    let engines = prepare::engines(project, &kernel_ids, &matrix.engines, &cache, reporter)?;
-    let images = prepare::images(&matrix.library, plan, &kernels, &engines, &cache, reporter)?;
+    let Prepared { kernels, engines, images, accel } = prepare(project, matrix, plan, opts.accel, reporter)?;
     let engine_ids: std::collections::BTreeMap<String, String> =
         engines.iter().map(|(k, e)| (k.clone(), e.id.clone())).collect();
     let mut distinct: Vec<&String> = engine_ids.values().collect();
     distinct.sort();
     distinct.dedup();
     let engine_names = distinct.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
-    let accel = prepare::accel(opts.accel.unwrap_or(matrix.accel), probe, &cache, reporter);
     let boot_images = prepare::boot_images(&project.catalog, &kernels, matrix.pvh, reporter)?;
     let setup = Setup {
         library: matrix.library.clone(),
@@ -66,12 +97,7 @@ pub fn execute(
         boot_images,
         kernels,
         images,
-        vm: VmConfig {
-            accel,
-            memory_mb: matrix.memory_mb,
-            cpu: matrix.cpu.clone(),
-            boot_timeout: matrix.timeouts.boot,
-        },
+        vm: vm_config(matrix, accel),
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
         converter: match &matrix.converter {
