@@ -86,6 +86,10 @@ pub struct CellArgs {
     /// The engine on both sides: `host` or an id from kernels/engines.yaml.
     #[arg(long)]
     pub engine: Option<String>,
+    /// Restore with this engine instead (images go through the chain of
+    /// converters between the two engines' formats).
+    #[arg(long)]
+    pub restore_engine: Option<String>,
     #[arg(long, default_value = "crtest-cell")]
     pub out: PathBuf,
     #[arg(long)]

@@ -40,6 +40,11 @@ pub struct EngineSpec {
     pub id: String,
     pub suite: String,
     pub package: String,
+    /// The image format this engine writes and reads (see `formats.rs`).
+    pub format: String,
+    /// Packages holding the engine's crit (host-side only, never in guests).
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]

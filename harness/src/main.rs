@@ -47,7 +47,7 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
     } else {
         select.matrix.clone()
     };
-    let matrix = Matrix::load(&path, &project.catalog, &project.library)?;
+    let matrix = Matrix::load(&path, &project.catalog, &project.library, &project.formats)?;
     for k in &select.kernels {
         anyhow::ensure!(
             matrix.kernels.contains(k),
@@ -87,21 +87,32 @@ fn one_cell(
     project: &Project,
     workload: &str,
     (src, dst): (&str, &str),
-    engine: Option<&str>,
+    (engine, restore_engine): (Option<&str>, Option<&str>),
     opts: &session::Options,
-) -> Result<(Status, String)> {
+) -> Result<(Status, String, String)> {
     anyhow::ensure!(
         project.library.get(workload).is_some(),
         "unknown workload `{workload}`: see `crtest workloads list`"
     );
-    let mut matrix = Matrix::for_pairs(&project.library, workload, vec![(src.to_string(), dst.to_string())]);
+    let mut matrix =
+        Matrix::for_pairs(&project.library, &project.formats, workload, vec![(src.to_string(), dst.to_string())]);
     if let Some(e) = engine {
         matrix.engines = [src, dst].iter().map(|k| (k.to_string(), e.to_string())).collect();
+    }
+    if let Some(r) = restore_engine.filter(|r| *r != engine.unwrap_or(crtest::engine::HOST)) {
+        anyhow::ensure!(project.formats.knows_engine(r), "unknown engine `{r}`: see kernels/engines.yaml");
+        matrix.pairs.clear();
+        matrix.engine_pairs.push(crtest::matrix::EnginePair {
+            src: src.to_string(),
+            dst: dst.to_string(),
+            dump_engine: engine.unwrap_or(crtest::engine::HOST).to_string(),
+            restore_engine: r.to_string(),
+        });
     }
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let done = session::execute(project, &matrix, &plan, opts, &Progress::new(false))?;
     let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("the run produced no cell"))?;
-    Ok((c.status, c.reason.clone().unwrap_or_default()))
+    Ok((c.status, c.cell.id.clone(), c.reason.clone().unwrap_or_default()))
 }
 
 fn cell(args: CellArgs) -> Result<i32> {
@@ -117,18 +128,20 @@ fn cell(args: CellArgs) -> Result<i32> {
         }
     };
     let opts = session::Options { jobs: 2, out: args.out, accel: args.accel, seed: args.seed, iters: 1 };
-    let (status, reason) = match one_cell(&project, &args.workload, (&src, &dst), args.engine.as_deref(), &opts) {
+    let (status, id, reason) = match one_cell(
+        &project,
+        &args.workload,
+        (&src, &dst),
+        (args.engine.as_deref(), args.restore_engine.as_deref()),
+        &opts,
+    ) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("crtest cell: cannot test this revision: {e:#}");
             return Ok(SKIP);
         }
     };
-    println!(
-        "{status} {}/{src}->{dst}{}",
-        args.workload,
-        if reason.is_empty() { String::new() } else { format!(": {reason}") }
-    );
+    println!("{status} {id}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") });
     Ok(match status {
         Status::Pass => 0,
         Status::Fail => 1,
@@ -173,10 +186,10 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
         for run in 1..=args.repeat.max(1) {
             let out = args.out.join(format!("{k}-{run}"));
             let opts = session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1 };
-            match one_cell(&project, &args.workload, (&src, &dst), engine, &opts) {
-                Ok((Status::Fail, why)) => return Probe::Bad(format!("{}/{src}->{dst}: {why}", args.workload)),
-                Ok((Status::Pass, _)) => {}
-                Ok((status, why)) => skip = Some(format!("{status}: {why}")),
+            match one_cell(&project, &args.workload, (&src, &dst), (engine, None), &opts) {
+                Ok((Status::Fail, id, why)) => return Probe::Bad(format!("{id}: {why}")),
+                Ok((Status::Pass, ..)) => {}
+                Ok((status, _, why)) => skip = Some(format!("{status}: {why}")),
                 Err(e) => skip = Some(format!("{e:#}")),
             }
         }
@@ -202,7 +215,8 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
     use crtest::bench::line;
     let project = Project::load()?;
     anyhow::ensure!(project.catalog.get(kernel).is_some(), "unknown kernel `{kernel}`");
-    let matrix = Matrix::for_pairs(&project.library, workload, vec![(kernel.to_string(), kernel.to_string())]);
+    let matrix =
+        Matrix::for_pairs(&project.library, &project.formats, workload, vec![(kernel.to_string(), kernel.to_string())]);
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let quiet = Progress::new(false);
     let ready = session::prepare(&project, &matrix, &plan, accel, &quiet)?;

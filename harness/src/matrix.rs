@@ -36,6 +36,10 @@ struct RawMatrix {
     /// The user's own programs, described like library workloads plus `path`.
     #[serde(default)]
     programs: Vec<crate::workload::Workload>,
+    /// A formats file replacing the project's `converters/formats.yaml`
+    /// (relative to the matrix file).
+    #[serde(default)]
+    formats: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +54,29 @@ enum RawPairs {
 enum RawPair {
     Kind(String),
     Explicit([String; 2]),
+    Engines(RawEnginePair),
+}
+
+/// A kernel pair run with other engines than the kernels' own: a dump and a
+/// restore engine, or `engines:` for every (dump, restore) combination.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnginePair {
+    src: String,
+    dst: String,
+    dump_engine: Option<String>,
+    restore_engine: Option<String>,
+    #[serde(default)]
+    engines: Vec<String>,
+}
+
+/// A kernel pair with the engine that dumps and the one that restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnginePair {
+    pub src: String,
+    pub dst: String,
+    pub dump_engine: String,
+    pub restore_engine: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,8 +139,12 @@ pub struct Matrix {
     pub step_ms: u32,
     /// The engine of each kernel of the matrix.
     pub engines: std::collections::BTreeMap<String, String>,
-    /// None for identity, else the converter command.
+    /// Pairs run with engines of their own (see `RawEnginePair`).
+    pub engine_pairs: Vec<EnginePair>,
+    /// None for identity, else the converter command used between images of
+    /// one format (chains between formats come from `formats`).
     pub converter: Option<PathBuf>,
+    pub formats: crate::formats::Formats,
     /// The library plus this matrix's `programs:`.
     pub library: Library,
 }
@@ -121,10 +152,28 @@ pub struct Matrix {
 pub const PAIR_KINDS: &str = "all, diagonal, upgrade, downgrade, or a list of [src, dst]";
 
 impl Matrix {
-    pub fn load(path: &Path, catalog: &Catalog, library: &Library) -> Result<Matrix, ConfigError> {
+    pub fn load(
+        path: &Path,
+        catalog: &Catalog,
+        library: &Library,
+        formats: &crate::formats::Formats,
+    ) -> Result<Matrix, ConfigError> {
         let (raw, text): (RawMatrix, String) = yaml::load(path)?;
         let at = |section: &str, needle: &str| yaml::line_of(&text, section, needle);
         let err = |line, m: String| ConfigError::new(path, line, m);
+        let formats = match &raw.formats {
+            None => formats.clone(),
+            Some(f) => formats.reload(&path.parent().unwrap_or(Path::new(".")).join(f))?,
+        };
+        let engine_known = |e: &str, section: &str| {
+            if formats.knows_engine(e) {
+                return Ok(());
+            }
+            let mut known: Vec<&str> = formats.engine_formats.keys().map(String::as_str).collect();
+            known.insert(0, crate::engine::HOST);
+            Err(err(at(section, e), format!("unknown engine `{e}`: expected one of {}", known.join(", "))))
+        };
+        let mut engine_pairs = Vec::new();
         let library = library.with_programs(&raw.programs, path, &text)?;
         for k in &raw.kernels {
             if catalog.get(k).is_none() {
@@ -167,6 +216,47 @@ impl Matrix {
                             }
                             out.push((s, d));
                         }
+                        RawPair::Engines(p) => {
+                            for k in [&p.src, &p.dst] {
+                                if !kernels.contains(k) {
+                                    return Err(err(
+                                        at("pairs", k),
+                                        format!(
+                                            "pair {} -> {}: kernel `{k}` is not in this matrix's `kernels`",
+                                            p.src, p.dst
+                                        ),
+                                    ));
+                                }
+                            }
+                            let given = [&p.dump_engine, &p.restore_engine];
+                            let combos: Vec<(String, String)> = match (given, p.engines.is_empty()) {
+                                ([Some(a), Some(b)], true) => vec![(a.clone(), b.clone())],
+                                ([None, None], false) => p
+                                    .engines
+                                    .iter()
+                                    .flat_map(|a| p.engines.iter().map(move |b| (a.clone(), b.clone())))
+                                    .collect(),
+                                _ => {
+                                    return Err(err(
+                                        at("pairs", &p.src),
+                                        format!("pair {} -> {}: expected both dump_engine and restore_engine, or `engines:` (every combination)", p.src, p.dst),
+                                    ))
+                                }
+                            };
+                            for (a, b) in combos {
+                                engine_known(&a, "pairs")?;
+                                engine_known(&b, "pairs")?;
+                                let pair = EnginePair {
+                                    src: p.src.clone(),
+                                    dst: p.dst.clone(),
+                                    dump_engine: a,
+                                    restore_engine: b,
+                                };
+                                if !engine_pairs.contains(&pair) {
+                                    engine_pairs.push(pair);
+                                }
+                            }
+                        }
                     }
                 }
                 let pos = |k: &String| kernels.iter().position(|x| x == k);
@@ -180,6 +270,10 @@ impl Matrix {
             Some(a) => a.parse().map_err(|m| err(at("vm", a), m))?,
         };
         let default_engine = raw.engine.clone().unwrap_or_else(|| crate::engine::HOST.to_string());
+        engine_known(&default_engine, "engine")?;
+        for e in raw.kernel_engines.values() {
+            engine_known(e, "kernel_engines")?;
+        }
         for k in raw.kernel_engines.keys() {
             if !kernels.contains(k) {
                 return Err(err(
@@ -209,6 +303,7 @@ impl Matrix {
             accel,
             step_ms: raw.step_ms.unwrap_or(100),
             engines,
+            engine_pairs,
             converter: match raw.converter.as_deref() {
                 None | Some("identity") => None,
                 Some(cmd) => {
@@ -223,6 +318,7 @@ impl Matrix {
                 }
             },
             library,
+            formats,
         })
     }
 }
@@ -230,7 +326,12 @@ impl Matrix {
 impl Matrix {
     /// A matrix made on the command line (`crtest cell`, `crtest bisect`),
     /// with the defaults a matrix file would get.
-    pub fn for_pairs(library: &Library, workload: &str, pairs: Vec<(String, String)>) -> Matrix {
+    pub fn for_pairs(
+        library: &Library,
+        formats: &crate::formats::Formats,
+        workload: &str,
+        pairs: Vec<(String, String)>,
+    ) -> Matrix {
         let mut kernels: Vec<String> = pairs.iter().flat_map(|(s, d)| [s.clone(), d.clone()]).collect();
         kernels.dedup();
         Matrix {
@@ -245,8 +346,10 @@ impl Matrix {
             accel: AccelChoice::Auto,
             step_ms: 100,
             engines: Default::default(),
+            engine_pairs: vec![],
             converter: None,
             library: library.clone(),
+            formats: formats.clone(),
         }
     }
 }
@@ -293,11 +396,33 @@ pub(crate) mod tests {
         (dir, catalog, library)
     }
 
+    /// Formats criu-4.1 and criu-4.2 (engines of those names), converters
+    /// in one direction only.
+    pub fn formats(dir: &Path) -> crate::formats::Formats {
+        let p = dir.join("formats.yaml");
+        std::fs::write(
+            &p,
+            "versions: [criu-4.1, criu-4.2]\nconverters:\n  - {from: criu-4.2, to: criu-4.1, use: pagemap-nr-pages}\n",
+        )
+        .unwrap();
+        let engines: Vec<crate::engine::EngineSpec> = ["4.1", "4.2"]
+            .iter()
+            .map(|v| crate::engine::EngineSpec {
+                id: format!("criu-{v}"),
+                suite: "s".into(),
+                package: "criu".into(),
+                format: format!("criu-{v}"),
+                tools: vec![],
+            })
+            .collect();
+        crate::formats::Formats::load(&p, &engines).unwrap()
+    }
+
     pub fn matrix(text: &str) -> Result<Matrix, ConfigError> {
         let (dir, catalog, library) = fixtures();
         let p = dir.path().join("matrix.yaml");
         std::fs::write(&p, text).unwrap();
-        Matrix::load(&p, &catalog, &library)
+        Matrix::load(&p, &catalog, &library, &formats(dir.path()))
     }
 
     #[test]

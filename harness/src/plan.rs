@@ -15,8 +15,38 @@ pub struct Cell {
     pub workload: String,
     pub src: String,
     pub dst: String,
+    /// The engine that dumps / restores when it is not the kernel's own
+    /// (`kernel_engines`, else `engine`); such a cell's guests are kinds of
+    /// their own, `KERNEL@ENGINE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_engine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_engine: Option<String>,
     /// Why this cell cannot run, decided before any VM starts.
     pub skip: Option<String>,
+}
+
+/// A guest kind: a kernel, or `KERNEL@ENGINE` when it runs another engine
+/// than the kernel's own.
+pub fn kind(kernel: &str, engine: Option<&str>) -> String {
+    match engine {
+        None => kernel.to_string(),
+        Some(e) => format!("{kernel}@{e}"),
+    }
+}
+
+/// The kernel of a guest kind.
+pub fn kernel_of(kind: &str) -> &str {
+    kind.split_once('@').map_or(kind, |(k, _)| k)
+}
+
+impl Cell {
+    pub fn src_kind(&self) -> String {
+        kind(&self.src, self.src_engine.as_deref())
+    }
+    pub fn dst_kind(&self) -> String {
+        kind(&self.dst, self.dst_engine.as_deref())
+    }
 }
 
 /// Command-line narrowing of a matrix.
@@ -39,19 +69,42 @@ pub struct Plan {
     pub slots: std::collections::BTreeMap<(String, String), usize>,
 }
 
-/// Why a pair whose kernels run different engines cannot run yet: images
-/// would need a converter chain between the engines' formats, and a missing
-/// step is never replaced by a silent identity.
-fn cross_engine(matrix: &Matrix, src: &str, dst: &str) -> Option<String> {
-    let engine = |k: &str| matrix.engines.get(k).map(String::as_str).unwrap_or(crate::engine::HOST);
-    let (a, b) = (engine(src), engine(dst));
-    (a != b).then(|| {
-        format!("dump engine {a} and restore engine {b} differ: no converter chain between their formats is built")
-    })
+/// The engine a guest kind runs: its own, else the kernel's in the matrix.
+pub fn engine_of<'m>(matrix: &'m Matrix, kind: &'m str) -> &'m str {
+    match kind.split_once('@') {
+        Some((_, e)) => e,
+        None => matrix.engines.get(kind).map(String::as_str).unwrap_or(crate::engine::HOST),
+    }
+}
+
+/// Why images of the dump engine cannot reach the restore engine: a format
+/// with no version known, or a step of the chain with no converter (never
+/// replaced by a silent identity).
+fn missing_chain(matrix: &Matrix, dump_engine: &str, restore_engine: &str) -> Option<String> {
+    if dump_engine == restore_engine {
+        return None;
+    }
+    let format = |e: &str| matrix.formats.of_engine(e).ok_or_else(|| format!("engine {e} has no known image format"));
+    let chain = format(dump_engine).and_then(|a| format(restore_engine).and_then(|b| matrix.formats.chain(&a, &b)));
+    chain.err().map(|why| format!("{dump_engine} -> {restore_engine}: {why}"))
 }
 
 pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
     format!("{workload}/{src}->{dst}")
+}
+
+/// Every (src, dst, dump engine, restore engine) of the matrix; engines are
+/// None where they are the kernel's own.
+fn engine_pairs(matrix: &Matrix) -> Vec<(String, String, Option<String>, Option<String>)> {
+    let mut out: Vec<_> = matrix.pairs.iter().map(|(s, d)| (s.clone(), d.clone(), None, None)).collect();
+    for p in &matrix.engine_pairs {
+        let own = |k: &str, e: &str| (engine_of(matrix, k) != e).then(|| e.to_string());
+        let item = (p.src.clone(), p.dst.clone(), own(&p.src, &p.dump_engine), own(&p.dst, &p.restore_engine));
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 impl Plan {
@@ -61,24 +114,20 @@ impl Plan {
         let mut cells = Vec::new();
         for w in matrix.workloads.iter().filter(|w| keep_w(w)) {
             let workload = library.get(w).expect("matrix validated against library");
-            for (src, dst) in matrix.pairs.iter().filter(|(s, d)| keep_k(s) && keep_k(d)) {
-                if filters.partition.is_some_and(|p| !p.contains(&cell_id(w, src, dst))) {
+            for (src, dst, se, de) in engine_pairs(matrix).into_iter().filter(|(s, d, ..)| keep_k(s) && keep_k(d)) {
+                let (sk, dk) = (kind(&src, se.as_deref()), kind(&dst, de.as_deref()));
+                let id = cell_id(w, &sk, &dk);
+                if filters.partition.is_some_and(|p| !p.contains(&id)) {
                     continue;
                 }
-                let skip = [src, dst]
+                let skip = [&src, &dst]
                     .iter()
                     .find_map(|k| {
                         let version = &catalog.get(k).expect("matrix validated against catalog").version;
                         workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
                     })
-                    .or_else(|| cross_engine(matrix, src, dst));
-                cells.push(Cell {
-                    id: cell_id(w, src, dst),
-                    workload: w.clone(),
-                    src: src.clone(),
-                    dst: dst.clone(),
-                    skip,
-                });
+                    .or_else(|| missing_chain(matrix, engine_of(matrix, &sk), engine_of(matrix, &dk)));
+                cells.push(Cell { id, workload: w.clone(), src, dst, src_engine: se, dst_engine: de, skip });
             }
         }
         let mut slots = std::collections::BTreeMap::new();
@@ -94,12 +143,17 @@ impl Plan {
         self.cells.iter().filter(|c| c.skip.is_none())
     }
 
-    /// (workload, source) pairs to dump, each once.
+    /// (workload, source kind) pairs to dump, each once.
     pub fn dumps(&self) -> BTreeSet<(String, String)> {
-        self.runnable().map(|c| (c.workload.clone(), c.src.clone())).collect()
+        self.runnable().map(|c| (c.workload.clone(), c.src_kind())).collect()
     }
 
-    /// Kernels that need a VM.
+    /// Guest kinds that need a VM.
+    pub fn kinds(&self) -> BTreeSet<String> {
+        self.runnable().flat_map(|c| [c.src_kind(), c.dst_kind()]).collect()
+    }
+
+    /// Kernels that need fetching.
     pub fn kernels(&self) -> BTreeSet<String> {
         self.runnable().flat_map(|c| [c.src.clone(), c.dst.clone()]).collect()
     }
@@ -123,6 +177,42 @@ mod tests {
         assert!(skipped[0].skip.as_ref().unwrap().contains("kernel 5.10: pipe needs kernel >= 6.0"));
         // counter dumps on 3 sources, pipe on 2.
         assert_eq!(plan.dumps().len(), 5);
+    }
+
+    #[test]
+    fn engine_pairs_are_kinds_and_missing_steps_skip() {
+        let (_d, catalog, library) = fixtures();
+        let m = matrix(
+            "kernels: [\"6.1\"]\nworkloads: [counter]\nengine: criu-4.1\npairs:\n  - all\n  - {src: \"6.1\", dst: \"6.1\", engines: [criu-4.1, criu-4.2]}\n",
+        )
+        .unwrap();
+        let plan = Plan::new(&m, &catalog, &library, &Filters::default());
+        let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "counter/6.1->6.1",
+                "counter/6.1->6.1@criu-4.2",
+                "counter/6.1@criu-4.2->6.1",
+                "counter/6.1@criu-4.2->6.1@criu-4.2"
+            ]
+        );
+        // The fixture declares 4.2 -> 4.1 only: the upward step is missing.
+        let why = plan.cells[1].skip.as_deref().unwrap();
+        assert!(why.contains("criu-4.1 -> criu-4.2: no converter criu-4.1 -> criu-4.2"), "{why}");
+        assert!(plan.cells[2].skip.is_none() && plan.cells[3].skip.is_none());
+        assert_eq!(plan.kinds().into_iter().collect::<Vec<_>>(), ["6.1", "6.1@criu-4.2"]);
+        assert_eq!(plan.dumps().len(), 2);
+        let e = matrix(
+            "kernels: [\"6.1\"]\nworkloads: [counter]\npairs:\n  - {src: \"6.1\", dst: \"6.1\", dump_engine: criu-9}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("expected both dump_engine and restore_engine"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nengine: criu-9\n").unwrap_err();
+        assert!(
+            e.to_string().contains("matrix.yaml:3: unknown engine `criu-9`: expected one of host, criu-4.1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Project {
     pub root: PathBuf,
     pub catalog: Catalog,
     pub library: Library,
+    pub engines: Vec<crate::engine::EngineSpec>,
+    /// `converters/formats.yaml`: format versions and converters.
+    pub formats: crate::formats::Formats,
 }
 
 impl Project {
@@ -40,7 +43,9 @@ impl Project {
         let root = project_root();
         let catalog = Catalog::load(&root.join("kernels/catalog.yaml"))?;
         let library = Library::load(&root.join("workloads"))?;
-        Ok(Project { root, catalog, library })
+        let engines = crate::engine::load_catalog(&root.join("kernels/engines.yaml"))?;
+        let formats = crate::formats::Formats::load(&root.join("converters/formats.yaml"), &engines)?;
+        Ok(Project { root, catalog, library, engines, formats })
     }
 }
 
@@ -79,7 +84,7 @@ pub fn images(
     let mut out = BTreeMap::new();
     for (id, kernel) in kernels {
         let image = guest::build(kernel, &engines[id], &binaries, cache)
-            .with_context(|| format!("building the guest image for kernel {id}"))?;
+            .with_context(|| format!("building the guest image for {id}"))?;
         for note in &image.notes {
             reporter.event(&Event::Notice(note.clone()));
         }
@@ -88,26 +93,50 @@ pub fn images(
     Ok(out)
 }
 
-/// The engine of every kernel (`matrix.engines`, else the host's CRIU).
+/// The engine of every guest kind (its own, else the kernel's in the matrix).
 pub fn engines(
     project: &Project,
-    kernels: &[String],
-    choice: &BTreeMap<String, String>,
+    matrix: &crate::matrix::Matrix,
+    kinds: &[String],
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, Engine>> {
     let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
-    let catalog = crate::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?;
     let mut built: BTreeMap<String, Engine> = BTreeMap::new();
     let mut out = BTreeMap::new();
-    for k in kernels {
-        let id = choice.get(k).map(String::as_str).unwrap_or(crate::engine::HOST);
+    for k in kinds {
+        let id = crate::plan::engine_of(matrix, k);
         if !built.contains_key(id) {
-            built.insert(id.to_string(), crate::engine::resolve(id, &catalog, cache, &log)?);
+            built.insert(id.to_string(), crate::engine::resolve(id, &project.engines, cache, &log)?);
         }
         out.insert(k.clone(), built[id].clone());
     }
     Ok(out)
+}
+
+/// The crit of every format a conversion chain of the plan goes through
+/// (fetched with the engine's tools on first use).
+pub fn crits(
+    project: &Project,
+    matrix: &crate::matrix::Matrix,
+    plan: &Plan,
+    cache: &Path,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, crate::crit::Crit>> {
+    let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
+    let mut formats = std::collections::BTreeSet::new();
+    for c in plan.runnable() {
+        let format = |kind: &str| matrix.formats.of_engine(crate::plan::engine_of(matrix, kind));
+        if let (Some(a), Some(b)) = (format(&c.src_kind()), format(&c.dst_kind())) {
+            for step in matrix.formats.chain(&a, &b).unwrap_or_default() {
+                formats.extend([step.from, step.to]);
+            }
+        }
+    }
+    formats
+        .into_iter()
+        .map(|f| Ok((f.clone(), crate::crit::Crit::for_format(&f, &project.engines, cache, &log)?)))
+        .collect()
 }
 
 /// The image QEMU boots per kernel: the PVH-bootable vmlinux cut out of a
@@ -120,7 +149,9 @@ pub fn boot_images(
 ) -> Result<BTreeMap<String, PathBuf>> {
     let mut out = BTreeMap::new();
     for (id, k) in kernels {
-        let packaged = catalog.get(id).is_some_and(|s| matches!(s.source, crate::kernel::Source::Debian { .. }));
+        let packaged = catalog
+            .get(crate::plan::kernel_of(id))
+            .is_some_and(|s| matches!(s.source, crate::kernel::Source::Debian { .. }));
         let image = match (pvh && packaged).then(|| crate::kernel::pvh::vmlinux(&k.vmlinuz)).transpose()? {
             Some(Some(vmlinux)) => vmlinux,
             Some(None) => {

@@ -58,7 +58,15 @@ pub struct Setup {
     pub vm: VmConfig,
     pub timeouts: Timeouts,
     pub step_ms: u32,
-    pub converter: Box<dyn Converter>,
+    /// The converter command used between images of one format (identity
+    /// when None).
+    pub converter_command: Option<PathBuf>,
+    /// The engine each guest kind runs as the matrix names it (`host`,
+    /// `criu-4.1`), which decides its image format.
+    pub engine_names: BTreeMap<String, String>,
+    /// Chains between formats, and each format's crit they need.
+    pub formats: crate::formats::Formats,
+    pub crits: BTreeMap<String, crate::crit::Crit>,
     /// Moves each dump point (see `plan::dump_point`); recorded in results.
     pub seed: u64,
     /// Dump/restore rounds per cell (1 = the cross-kernel one only).
@@ -167,7 +175,7 @@ pub fn run(
                 let mine: Vec<(usize, &str)> = dumps
                     .iter()
                     .filter(|(_, s)| s == k)
-                    .map(|(w, s)| (plan.slots[&(w.clone(), s.clone())], w.as_str()))
+                    .map(|(w, s)| (plan.slots[&(w.clone(), crate::plan::kernel_of(s).to_string())], w.as_str()))
                     .collect();
                 runner.source_phase(k, &mine).into_iter().map(|(w, recs)| ((w, k.clone()), recs))
             })
@@ -176,14 +184,15 @@ pub fn run(
 
     // Transfer and convert, then Phase B: restores on every target kernel.
     let restores: Vec<&Cell> = plan.runnable().collect();
-    let targets: Vec<String> = plan.kernels().into_iter().filter(|k| restores.iter().any(|c| &c.dst == k)).collect();
+    let targets: Vec<String> =
+        plan.kinds().into_iter().filter(|k| restores.iter().any(|c| &c.dst_kind() == k)).collect();
     let total = plan.cells.len();
     let done = AtomicUsize::new(0);
     let mut results: Vec<CellResult> = pool.install(|| {
         targets
             .par_iter()
             .flat_map_iter(|k| {
-                let mine: Vec<&Cell> = restores.iter().copied().filter(|c| &c.dst == k).collect();
+                let mine: Vec<&Cell> = restores.iter().copied().filter(|c| &c.dst_kind() == k).collect();
                 runner.target_phase(k, &mine, &src_records, artifacts)
             })
             .inspect(|r| {
@@ -459,9 +468,9 @@ impl Runner<'_> {
         // Restore all first (PIDs stay free), then wait for all.
         let mut pending = Vec::new();
         for cell in cells {
-            let (reference, dump) = &src[&(cell.workload.clone(), cell.src.clone())];
+            let (reference, dump) = &src[&(cell.workload.clone(), cell.src_kind())];
             let mut stages = vec![
-                StageRecord { stage: Stage::BootSrc, outcome: Outcome::Ok, secs: self.boot_secs(&cell.src) },
+                StageRecord { stage: Stage::BootSrc, outcome: Outcome::Ok, secs: self.boot_secs(&cell.src_kind()) },
                 reference.record(Stage::Reference),
                 dump.record(Stage::Dump),
             ];
@@ -469,20 +478,12 @@ impl Runner<'_> {
             let ready = reference.outcome == Outcome::Ok && dump.outcome == Outcome::Ok;
             let restore_op = self.op_id('x');
             if ready {
-                let (transfer, step) = self.transfer(kernel, cell.src.clone(), dump, &restore_op);
-                stages.push(transfer.clone());
-                let convert_ok = step.as_ref().map(|s| s.ok);
-                if let Some(step) = step {
-                    stages.push(StageRecord {
-                        stage: Stage::Convert,
-                        outcome: match (step.ok, self.setup.converter.under_test()) {
-                            (true, _) => Outcome::Ok,
-                            (false, true) => Outcome::Failed(step.message.clone().unwrap_or_default()),
-                            (false, false) => Outcome::Broken(step.message.clone().unwrap_or_default()),
-                        },
-                        secs: step.secs,
-                    });
-                    conversion.push(step);
+                let (transfer, convert) = self.transfer(kernel, &cell.src_kind(), dump, &restore_op);
+                stages.push(transfer);
+                let convert_ok = convert.as_ref().map(|(stage, _)| stage.outcome == Outcome::Ok);
+                if let Some((stage, steps)) = convert {
+                    stages.push(stage);
+                    conversion = steps;
                 }
                 let wl = self.setup.library.get(&cell.workload).expect("plan validated");
                 stages.push(StageRecord {
@@ -506,7 +507,7 @@ impl Runner<'_> {
         pending
             .into_iter()
             .map(|(cell, mut stages, conversion, restore_op, restored_at)| {
-                let (reference, dump) = &src[&(cell.workload.clone(), cell.src.clone())];
+                let (reference, dump) = &src[&(cell.workload.clone(), cell.src_kind())];
                 let restored = stages.iter().any(|s| s.stage == Stage::Restore && s.outcome == Outcome::Ok);
                 if restored && stages.last().is_some_and(|s| s.outcome == Outcome::Ok) {
                     // The restored programs all run at once: the deadline counts from each
@@ -583,14 +584,14 @@ impl Runner<'_> {
     }
 
     /// Copies the workload's files to the target's share and converts the
-    /// images into it.
+    /// images into it: the convert stage and every step it ran.
     fn transfer(
         &self,
         kernel: &str,
-        dump_kernel: String,
+        dump_kind: &str,
         dump: &OpRecord,
         restore_op: &OpPaths,
-    ) -> (StageRecord, Option<StepRecord>) {
+    ) -> (StageRecord, Option<(StageRecord, Vec<StepRecord>)>) {
         let src = dump.out.as_ref().expect("ok dump has a dir");
         let dst = self.work.join(format!("vm-{kernel}")).join("in").join(&restore_op.id);
         let t = Instant::now();
@@ -605,9 +606,73 @@ impl Runner<'_> {
             };
             return (rec, None);
         }
-        let (from, to) = (&self.setup.engines[&dump_kernel], &self.setup.engines[kernel]);
-        let step = convert::run_step(self.setup.converter.as_ref(), from, to, &src.join("img"), &dst.join("img"));
-        (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some(step))
+        let t = Instant::now();
+        let (steps, under_test) = match self.chain(dump_kind, kernel) {
+            Ok(chain) => {
+                let under_test = chain.iter().any(|s| s.converter.under_test());
+                let scratch = dst.join("steps");
+                (convert::run_chain(&chain, &src.join("img"), &scratch, &dst.join("img")), under_test)
+            }
+            Err(e) => {
+                let outcome = Outcome::Broken(format!("{e:#}"));
+                let rec = StageRecord { stage: Stage::Convert, outcome, secs: 0.0 };
+                return (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some((rec, vec![])));
+            }
+        };
+        let _ = std::fs::remove_dir_all(dst.join("steps"));
+        let n = steps.len();
+        let outcome = match steps.iter().enumerate().find(|(_, s)| !s.ok) {
+            None => Outcome::Ok,
+            Some((i, s)) => {
+                let m = format!("step {}/{n} {}: {}", i + 1, s.label(), s.message.as_deref().unwrap_or(""));
+                // A converter is part of what is tested; a failed copy or a
+                // tool that could not run is crtest's fault.
+                if under_test && !s.broken {
+                    Outcome::Failed(m)
+                } else {
+                    Outcome::Broken(m)
+                }
+            }
+        };
+        let convert = StageRecord { stage: Stage::Convert, outcome, secs: t.elapsed().as_secs_f64() };
+        (StageRecord { stage: Stage::Transfer, outcome: Outcome::Ok, secs }, Some((convert, steps)))
+    }
+
+    /// The conversion steps from the format of `dump_kind`'s engine to that
+    /// of `restore_kind`'s: the chain between formats, or one step (the
+    /// matrix's converter, else identity) within one format.
+    fn chain(&self, dump_kind: &str, restore_kind: &str) -> anyhow::Result<Vec<convert::Step>> {
+        let formats = &self.setup.formats;
+        let engines = (&self.setup.engine_names[dump_kind], &self.setup.engine_names[restore_kind]);
+        let format = |engine: &String| {
+            formats.of_engine(engine).ok_or_else(|| anyhow::anyhow!("engine {engine} has no known image format"))
+        };
+        // One engine on both sides needs no chain, whatever its format is called.
+        let (from, to) = match engines {
+            (a, b) if a == b => (format(a).unwrap_or_else(|_| a.clone()), format(b).unwrap_or_else(|_| b.clone())),
+            (a, b) => (format(a)?, format(b)?),
+        };
+        let specs = formats.chain(&from, &to).map_err(anyhow::Error::msg)?;
+        if specs.is_empty() {
+            let converter: Box<dyn Converter> = match &self.setup.converter_command {
+                None => Box::new(convert::Identity),
+                Some(c) => Box::new(convert::External { command: c.clone() }),
+            };
+            let check = self.setup.crits.get(&from).cloned().filter(|_| converter.under_test());
+            return Ok(vec![convert::Step { from: from.clone(), to, converter, check }]);
+        }
+        specs
+            .iter()
+            .map(|s| {
+                let converter = convert::build(s, &self.setup.crits)?;
+                Ok(convert::Step {
+                    from: s.from.clone(),
+                    to: s.to.clone(),
+                    converter,
+                    check: self.setup.crits.get(&s.to).cloned(),
+                })
+            })
+            .collect()
     }
 
     fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths, dump: &OpRecord) -> StageRecord {
@@ -731,7 +796,7 @@ impl Runner<'_> {
         dump: &OpRecord,
         restored: &Path,
     ) -> Option<String> {
-        let rel = format!("cells/{}/{}--{}", cell.workload, cell.src, cell.dst);
+        let rel = format!("cells/{}/{}--{}", cell.workload, cell.src_kind(), cell.dst_kind());
         let dir = root.join(&rel);
         std::fs::create_dir_all(&dir).ok()?;
         let copy = |from: Option<PathBuf>, name: &str| {
@@ -821,6 +886,8 @@ mod tests {
             workload: w.into(),
             src: s.into(),
             dst: "6.1".into(),
+            src_engine: None,
+            dst_engine: None,
             skip: None,
         };
         let cells = [mk("tcp", "5.10"), mk("pty", "5.10"), mk("tcp", "6.1"), mk("tcp", "6.12"), mk("pty", "6.1")];

@@ -11,7 +11,7 @@ use crate::prepare::{self, Project};
 use crate::report::{self, output::Staging, Summary};
 use crate::runner::{self, CellResult, Reporter, Setup};
 use crate::vm::{Accel, VmConfig};
-use crate::{convert, fsutil, reaper};
+use crate::{fsutil, reaper};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,9 +41,12 @@ pub fn fresh_seed() -> u64 {
 
 /// What a plan needs before any VM of the run starts.
 pub struct Prepared {
+    /// Per guest kind (a kernel, or `KERNEL@ENGINE`): its kernel, engine and image.
     pub kernels: BTreeMap<String, Kernel>,
     pub engines: BTreeMap<String, Engine>,
     pub images: BTreeMap<String, GuestImage>,
+    /// Every image format's crit that a chain of the plan needs.
+    pub crits: BTreeMap<String, crate::crit::Crit>,
     pub accel: Accel,
 }
 
@@ -58,12 +61,23 @@ pub fn prepare(
 ) -> Result<Prepared> {
     let cache = fsutil::cache_dir();
     let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
-    let kernels = prepare::kernels(project, &kernel_ids, &cache, reporter)?;
-    let engines = prepare::engines(project, &kernel_ids, &matrix.engines, &cache, reporter)?;
+    let fetched = prepare::kernels(project, &kernel_ids, &cache, reporter)?;
+    let kinds: Vec<String> = plan.kinds().into_iter().collect();
+    let kernels = kinds.iter().map(|k| (k.clone(), fetched[crate::plan::kernel_of(k)].clone())).collect();
+    let engines = prepare::engines(project, matrix, &kinds, &cache, reporter)?;
     let images = prepare::images(&matrix.library, plan, &kernels, &engines, &cache, reporter)?;
-    let probe = kernel_ids.first().map(|k| (&kernels[k], &images[k]));
+    let crits = prepare::crits(project, matrix, plan, &cache, reporter)?;
+    let probe = kinds.first().map(|k| (&kernels[k], &images[k]));
     let accel = prepare::accel(accel.unwrap_or(matrix.accel), probe, &cache, reporter);
-    Ok(Prepared { kernels, engines, images, accel })
+    Ok(Prepared { kernels, engines, images, crits, accel })
+}
+
+/// The grid's rows and columns: each kernel of the matrix the plan uses,
+/// followed by its `KERNEL@ENGINE` kinds.
+fn shown_kinds(matrix: &Matrix, plan: &Plan) -> Vec<String> {
+    let used: std::collections::BTreeSet<String> =
+        plan.cells.iter().flat_map(|c| [c.src_kind(), c.dst_kind()]).collect();
+    matrix.kernels.iter().flat_map(|k| used.iter().filter(move |u| crate::plan::kernel_of(u) == k).cloned()).collect()
 }
 
 /// The VM settings of a matrix under `accel`.
@@ -82,8 +96,8 @@ pub fn execute(
 ) -> Result<Finished> {
     let started = Instant::now();
     reaper::install();
-    let kernel_ids: Vec<String> = plan.kernels().into_iter().collect();
-    let Prepared { kernels, engines, images, accel } = prepare(project, matrix, plan, opts.accel, reporter)?;
+    let kernel_ids: Vec<String> = plan.kinds().into_iter().collect();
+    let Prepared { kernels, engines, images, crits, accel } = prepare(project, matrix, plan, opts.accel, reporter)?;
     let engine_ids: std::collections::BTreeMap<String, String> =
         engines.iter().map(|(k, e)| (k.clone(), e.id.clone())).collect();
     let mut distinct: Vec<&String> = engine_ids.values().collect();
@@ -100,10 +114,10 @@ pub fn execute(
         vm: vm_config(matrix, accel),
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
-        converter: match &matrix.converter {
-            None => Box::new(convert::Identity),
-            Some(command) => Box::new(convert::External { command: command.clone() }),
-        },
+        converter_command: matrix.converter.clone(),
+        engine_names: kernel_ids.iter().map(|k| (k.clone(), crate::plan::engine_of(matrix, k).to_string())).collect(),
+        formats: matrix.formats.clone(),
+        crits,
         seed: opts.seed.unwrap_or_else(fresh_seed),
         iters: opts.iters,
     };
@@ -160,8 +174,7 @@ pub fn execute(
         summary,
         cells: &out.cells,
     };
-    let shown: Vec<String> =
-        matrix.kernels.iter().filter(|k| plan.cells.iter().any(|c| &c.src == *k || &c.dst == *k)).cloned().collect();
+    let shown = shown_kinds(matrix, plan);
     let grid = report::grid::render(&out.cells, &shown);
     staging.write("grid.txt", grid.as_bytes())?;
     staging.write("junit.xml", &report::junit::render(&out.cells)?)?;

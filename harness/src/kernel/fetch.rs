@@ -197,22 +197,49 @@ pub fn engine_root(
     log: &dyn Fn(&str),
 ) -> Result<crate::engine::Engine> {
     let dir = cache.join("engines").join(&spec.id);
+    let id = package_root(cache, &spec.suite, std::slice::from_ref(&spec.package), &dir, &spec.id, log)?;
+    Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))? })
+}
+
+/// The engine's host-side tools (crit with its Python and libraries), as a
+/// tree of their own: they never go into the guest.
+pub fn tools_root(spec: &crate::engine::EngineSpec, cache: &Path, log: &dyn Fn(&str)) -> Result<PathBuf> {
+    let dir = cache.join("engines").join(format!("{}-tools", spec.id));
+    package_root(cache, &spec.suite, &spec.tools, &dir, &format!("{} tools", spec.id), log)?;
+    Ok(dir.join("root"))
+}
+
+/// Extracts `packages` of `suite` with their whole dependency closure into
+/// `dir/root` (once; cached) and returns `PACKAGE-UPSTREAMVERSION` of the first.
+fn package_root(
+    cache: &Path,
+    suite: &str,
+    packages: &[String],
+    dir: &Path,
+    what: &str,
+    log: &dyn Fn(&str),
+) -> Result<String> {
     let manifest = dir.join("engine.json");
     if let Ok(text) = std::fs::read(&manifest) {
-        let id: String = serde_json::from_slice(&text)?;
-        return Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))? });
+        return Ok(serde_json::from_slice(&text)?);
     }
-    let apt = PrivateApt::new(&cache.join("apt").join(&spec.suite), &spec.suite)?;
-    if UPDATED.lock().unwrap().insert(spec.suite.clone()) {
-        log(&format!("engine {}: apt-get update for suite {}", spec.id, spec.suite));
+    let first = packages.first().with_context(|| format!("{what}: no packages named"))?;
+    let apt = PrivateApt::new(&cache.join("apt").join(suite), suite)?;
+    if UPDATED.lock().unwrap().insert(suite.to_string()) {
+        log(&format!("{what}: apt-get update for suite {suite}"));
         apt.update()?;
     }
-    let version = apt.version(&spec.package)?;
-    let closure = apt.closure(&spec.package)?;
-    log(&format!("engine {}: downloading {} {version} and {} dependencies", spec.id, spec.package, closure.len() - 1));
-    std::fs::create_dir_all(cache.join("engines"))?;
-    let download = tempfile::tempdir_in(cache.join("engines"))?;
-    let staging = tempfile::tempdir_in(cache.join("engines"))?;
+    let version = apt.version(first)?;
+    let mut closure = BTreeSet::new();
+    for p in packages {
+        closure.extend(apt.closure(p)?);
+    }
+    let closure: Vec<String> = closure.into_iter().collect();
+    log(&format!("{what}: downloading {} {version} and {} dependencies", packages.join(", "), closure.len() - 1));
+    let parent = dir.parent().context("cache dir has a parent")?;
+    std::fs::create_dir_all(parent)?;
+    let download = tempfile::tempdir_in(parent)?;
+    let staging = tempfile::tempdir_in(parent)?;
     let root = staging.path().join("root");
     for deb in apt.download(&closure, download.path())? {
         extract_deb(&deb, &root)?;
@@ -223,11 +250,11 @@ pub fn engine_root(
         }
     }
     let upstream = version.split(['-', '+', '~']).next().unwrap_or(&version);
-    let id = format!("{}-{upstream}", spec.package);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::rename(staging.keep(), &dir)?;
+    let id = format!("{first}-{upstream}");
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(staging.keep(), dir)?;
     fsutil::write_atomic(&manifest, &serde_json::to_vec(&id)?)?;
-    Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))? })
+    Ok(id)
 }
 
 /// Documentation the guest never reads.

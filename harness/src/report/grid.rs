@@ -1,6 +1,7 @@
 //! The at-a-glance view: per workload, a grid of source kernel (rows) by
 //! target kernel (columns), followed by the reason of every cell that did
-//! not pass.
+//! not pass. A kernel run with another engine than its own is a row and
+//! column of its own (`KERNEL@ENGINE`).
 
 use crate::runner::CellResult;
 use crate::verdict::Status;
@@ -15,20 +16,21 @@ pub fn render(cells: &[CellResult], kernels: &[String]) -> String {
             workloads.push(&c.cell.workload);
         }
     }
-    let width = kernels.iter().map(|k| k.len()).max().unwrap_or(4).max(5) + 2;
+    let width = kernels.iter().map(|k| k.len()).max().unwrap_or(4).max(5) + 4;
+    let label = kernels.iter().map(|k| k.len()).max().unwrap_or(4).max(12) + 2;
     for w in workloads {
         let mine: Vec<&CellResult> = cells.iter().filter(|c| c.cell.workload == w).collect();
-        let _ = write!(out, "{w:<16}");
+        let _ = write!(out, "{w:<w2$}", w2 = label + 2);
         for k in kernels {
             let _ = write!(out, "{:>width$}", format!("->{k}"));
         }
         out.push('\n');
         for src in kernels {
-            let _ = write!(out, "  {:<14}", format!("{src}->"));
+            let _ = write!(out, "  {:<label$}", format!("{src}->"));
             for dst in kernels {
                 let mark = mine
                     .iter()
-                    .find(|c| &c.cell.src == src && &c.cell.dst == dst)
+                    .find(|c| &c.cell.src_kind() == src && &c.cell.dst_kind() == dst)
                     .map(|c| c.status.to_string())
                     .unwrap_or_else(|| "-".into());
                 let _ = write!(out, "{mark:>width$}");
@@ -54,7 +56,15 @@ mod tests {
 
     fn cell(w: &str, s: &str, d: &str, status: Status, reason: Option<&str>) -> CellResult {
         CellResult {
-            cell: Cell { id: format!("{w}/{s}->{d}"), workload: w.into(), src: s.into(), dst: d.into(), skip: None },
+            cell: Cell {
+                id: format!("{w}/{s}->{d}"),
+                workload: w.into(),
+                src: s.into(),
+                dst: d.into(),
+                src_engine: None,
+                dst_engine: None,
+                skip: None,
+            },
             status,
             reason: reason.map(str::to_string),
             stages: vec![],

@@ -52,6 +52,8 @@ mod tests {
                 workload: "counter".into(),
                 src: "6.1".into(),
                 dst: d.into(),
+                src_engine: None,
+                dst_engine: None,
                 skip: None,
             },
             status,

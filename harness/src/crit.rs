@@ -1,0 +1,173 @@
+//! Each format version's own crit (CRIU's image tool, Python), run on the
+//! host from the engine's tools tree with that tree's loader, libraries and
+//! Python, so every version decodes and encodes with its own definitions.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Decodes (`check`, `decode`) or encodes (`encode`) every image of a
+/// directory in one Python process. Pages and tarballs are raw data, not
+/// protobuf images, and are left to the caller.
+const SCRIPT: &str = r#"
+import json, os, sys
+import pycriu
+mode, src = sys.argv[1], sys.argv[2]
+dst = sys.argv[3] if len(sys.argv) > 3 else None
+n = 0
+for name in sorted(os.listdir(src)):
+    path = os.path.join(src, name)
+    try:
+        if mode == 'encode':
+            if not name.endswith('.json'):
+                continue
+            with open(path) as f:
+                img = json.load(f)
+            with open(os.path.join(dst, name[:-5]), 'wb') as f:
+                pycriu.images.dump(img, f)
+        else:
+            if not name.endswith('.img') or name.startswith('pages-') or name.endswith('.tar.gz.img'):
+                continue
+            with open(path, 'rb') as f:
+                img = pycriu.images.load(f)
+            if mode == 'decode':
+                with open(os.path.join(dst, name + '.json'), 'w') as f:
+                    json.dump(img, f)
+    except Exception as e:
+        sys.stderr.write('%s: %s: %s\n' % (name, type(e).__name__, e))
+        sys.exit(1)
+    n += 1
+print(n)
+"#;
+
+/// Whether an image file is raw data that crit does not decode.
+pub fn is_raw(name: &str) -> bool {
+    name.starts_with("pages-") || name.ends_with(".tar.gz.img") || !name.ends_with(".img")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CritError {
+    /// An image does not decode: crit's own words.
+    #[error("{0}")]
+    Rejected(String),
+    /// crit itself could not run.
+    #[error("{0}")]
+    Tool(String),
+}
+
+/// A crit of one format version.
+#[derive(Debug, Clone)]
+pub struct Crit {
+    pub format: String,
+    /// The engine's tools tree (a Debian root with crit and its Python).
+    root: PathBuf,
+}
+
+impl Crit {
+    pub fn new(format: &str, root: &Path) -> Crit {
+        Crit { format: format.to_string(), root: root.to_path_buf() }
+    }
+
+    /// The crit of `format`, from the engine of engines.yaml that speaks it
+    /// (its tools tree is fetched and cached on first use).
+    pub fn for_format(
+        format: &str,
+        engines: &[crate::engine::EngineSpec],
+        cache: &Path,
+        log: &dyn Fn(&str),
+    ) -> Result<Crit> {
+        let spec = engines
+            .iter()
+            .find(|e| e.format == format && !e.tools.is_empty())
+            .with_context(|| format!("no engine with `tools` speaks format {format}: its crit is unknown"))?;
+        let root = crate::kernel::fetch::tools_root(spec, cache, log)?;
+        Ok(Crit::new(format, &root))
+    }
+
+    /// Inside-the-root path of a file, following links within the root.
+    fn resolve(&self, rel: &str) -> Option<PathBuf> {
+        let mut p = self.root.join(rel);
+        for _ in 0..8 {
+            match std::fs::read_link(&p) {
+                Ok(t) if t.is_absolute() => p = self.root.join(t.strip_prefix("/").ok()?),
+                Ok(t) => p = p.parent()?.join(t),
+                Err(_) => return p.exists().then_some(p),
+            }
+        }
+        None
+    }
+
+    /// `usr/bin/python3.N` (the `python3` link is in a package left out of
+    /// the closure, since crit depends on the virtual `python3:any`).
+    fn python_binary(&self) -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(self.root.join("usr/bin"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.strip_prefix("python3.").is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()))
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    }
+
+    fn python(&self, args: &[&Path], mode: &str) -> Result<Command> {
+        let loader = self
+            .resolve("usr/lib64/ld-linux-x86-64.so.2")
+            .or_else(|| self.resolve("lib64/ld-linux-x86-64.so.2"))
+            .with_context(|| format!("no dynamic loader in {}", self.root.display()))?;
+        let python =
+            self.python_binary().with_context(|| format!("no python3.N in {}/usr/bin", self.root.display()))?;
+        let lib = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"]
+            .map(|d| self.root.join(d).display().to_string())
+            .join(":");
+        let mut cmd = Command::new(loader);
+        cmd.arg("--library-path")
+            .arg(lib)
+            .arg(python)
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(mode)
+            .args(args)
+            .env("PYTHONHOME", self.root.join("usr"))
+            .env("PYTHONPATH", self.root.join("usr/lib/python3/dist-packages"))
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env_remove("PYTHONSTARTUP");
+        Ok(cmd)
+    }
+
+    /// Runs the script; an image crit rejects is `Rejected` (the images are
+    /// at fault), anything else is `Tool` (crtest's or the tree's fault).
+    fn run(&self, mode: &str, args: &[&Path]) -> Result<usize, CritError> {
+        let tool = |e: anyhow::Error| CritError::Tool(format!("crit of {}: {e:#}", self.format));
+        let out = self.python(args, mode).map_err(tool)?.output().map_err(|e| tool(e.into()))?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        match out.status.code() {
+            Some(0) => String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .map_err(|_| CritError::Tool(format!("crit of {}: unexpected output", self.format))),
+            // The script's own exit for an image that does not decode.
+            Some(1) if line.contains(".img") => Err(CritError::Rejected(format!("{}'s crit: {line}", self.format))),
+            _ => Err(CritError::Tool(format!("crit of {} could not run: {line}", self.format))),
+        }
+    }
+
+    /// Decodes every image of `dir`; returns how many, or the first that
+    /// does not decode with crit's own words.
+    pub fn check(&self, dir: &Path) -> Result<usize, CritError> {
+        self.run("check", &[dir])
+    }
+
+    /// Every image of `dir` as `NAME.img.json` in `out`.
+    pub fn decode(&self, dir: &Path, out: &Path) -> Result<usize> {
+        Ok(self.run("decode", &[dir, out])?)
+    }
+
+    /// Every `NAME.img.json` of `dir` as `NAME.img` in `out`.
+    pub fn encode(&self, dir: &Path, out: &Path) -> Result<usize> {
+        Ok(self.run("encode", &[dir, out])?)
+    }
+}
