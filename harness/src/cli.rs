@@ -50,6 +50,26 @@ pub enum Command {
         #[arg(long)]
         accel: Option<AccelChoice>,
     },
+    /// Lists image format versions, which engine speaks each, and the converters between them.
+    Formats {
+        /// Another formats file than converters/formats.yaml.
+        #[arg(long, value_name = "FILE")]
+        formats: Option<PathBuf>,
+    },
+    /// Converts an image directory along the chain of converters from one format to another.
+    Convert {
+        #[arg(long, value_name = "FORMAT")]
+        from: String,
+        #[arg(long, value_name = "FORMAT")]
+        to: String,
+        /// Another formats file than converters/formats.yaml.
+        #[arg(long, value_name = "FILE")]
+        formats: Option<PathBuf>,
+        /// The image directory to convert.
+        input: PathBuf,
+        /// Where the converted images go (must not exist; written atomically).
+        output: PathBuf,
+    },
     /// Combine the results of several partitions into one report.
     Merge {
         /// Output directories of the shards (each with results.json).

@@ -1,6 +1,6 @@
 //! The `crtest` command: thin wiring from arguments to the library.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use crtest::bisect::{self, Probe};
 use crtest::cli::{BisectArgs, CellArgs, Cli, Command, KernelsCommand, RunArgs, Select, WorkloadsCommand};
@@ -36,6 +36,10 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Cell(args) => cell(args),
         Command::Bench { kernel, workload, runs, accel } => bench(&kernel, &workload, runs, accel),
         Command::Merge { dirs, out, matrix } => merge(&dirs, &out, &matrix),
+        Command::Formats { formats } => formats_list(formats.as_deref()),
+        Command::Convert { from, to, formats, input, output } => {
+            convert(&from, &to, formats.as_deref(), &input, &output)
+        }
         Command::Compare { baseline, new } => compare(&baseline, &new),
         Command::Bisect(args) => bisect_cmd(args),
     }
@@ -295,19 +299,24 @@ fn compare(baseline: &std::path::Path, new: &std::path::Path) -> Result<i32> {
 
 fn plan(select: Select, format: &str) -> Result<i32> {
     let project = Project::load()?;
-    let (_, plan) = load_plan(&project, &select)?;
+    let (matrix, plan) = load_plan(&project, &select)?;
     match format {
         "json" => println!("{}", serde_json::to_string_pretty(&plan)?),
         "text" => {
             for c in &plan.cells {
-                println!("{}{}", c.id, c.skip.as_ref().map(|s| format!("  SKIP: {s}")).unwrap_or_default());
+                let chain: Vec<String> = crtest::plan::chain_of(&matrix, c)
+                    .iter()
+                    .map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name()))
+                    .collect();
+                let via = if chain.is_empty() { String::new() } else { format!("  via {}", chain.join(", ")) };
+                println!("{}{via}{}", c.id, c.skip.as_ref().map(|s| format!("  SKIP: {s}")).unwrap_or_default());
             }
             let runnable = plan.runnable().count();
             println!(
-                "{} cells ({runnable} runnable): {} boots (one guest per kernel serves all its operations), \
-{} reference runs, {} dumps, {runnable} restores",
+                "{} cells ({runnable} runnable): {} boots (one guest per kernel, or KERNEL@ENGINE, serves all its \
+operations), {} reference runs, {} dumps, {runnable} restores",
                 plan.cells.len(),
-                plan.kernels().len(),
+                plan.kinds().len(),
                 plan.dumps().len(),
                 plan.dumps().len(),
             );
@@ -341,6 +350,106 @@ fn kernels_fetch(ids: Vec<String>) -> Result<i32> {
         println!("{id}: {} ({})", k.release, k.vmlinuz.display());
     }
     Ok(0)
+}
+
+/// The project's formats, or those of `file`.
+fn load_formats(project: &Project, file: Option<&std::path::Path>) -> Result<crtest::formats::Formats> {
+    Ok(match file {
+        None => project.formats.clone(),
+        Some(f) => project.formats.reload(f)?,
+    })
+}
+
+fn formats_list(file: Option<&std::path::Path>) -> Result<i32> {
+    let project = Project::load()?;
+    let formats = load_formats(&project, file)?;
+    println!("formats (oldest first) from {}:", formats.path.display());
+    for v in &formats.versions {
+        let engines: Vec<&str> =
+            formats.engine_formats.iter().filter(|(_, f)| *f == v).map(|(e, _)| e.as_str()).collect();
+        println!("  {v:<12} written by {}", if engines.is_empty() { "-".into() } else { engines.join(", ") });
+    }
+    if let Some(host) = formats.of_engine(crtest::engine::HOST) {
+        println!("  (the host's criu writes {host})");
+    }
+    println!("converters:");
+    for s in &formats.steps {
+        println!("  {:<12} -> {:<12} {}", s.from, s.to, s.using.name());
+    }
+    for pair in formats.versions.windows(2) {
+        for (a, b) in [(&pair[0], &pair[1]), (&pair[1], &pair[0])] {
+            if !formats.steps.iter().any(|s| &s.from == a && &s.to == b) {
+                println!("  {a:<12} -> {b:<12} (none: cells needing this step are skipped)");
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Runs the chain `from` -> `to` over `input` into `output` by hand.
+fn convert(
+    from: &str,
+    to: &str,
+    file: Option<&std::path::Path>,
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> Result<i32> {
+    use crtest::convert;
+    let project = Project::load()?;
+    let formats = load_formats(&project, file)?;
+    anyhow::ensure!(input.is_dir(), "{}: expected an image directory", input.display());
+    anyhow::ensure!(!output.exists(), "{}: already exists; crtest convert writes a new directory", output.display());
+    let specs = formats.chain(from, to).map_err(anyhow::Error::msg)?;
+    let cache = crtest::fsutil::cache_dir();
+    let log = |m: &str| eprintln!("note: {m}");
+    let mut crits = std::collections::BTreeMap::new();
+    for f in specs.iter().flat_map(|s| [&s.from, &s.to]) {
+        if !crits.contains_key(f) {
+            crits.insert(f.clone(), crtest::crit::Crit::for_format(f, &project.engines, &cache, &log)?);
+        }
+    }
+    let mut steps = Vec::new();
+    for s in &specs {
+        let converter = convert::build(s, &crits)?;
+        steps.push(convert::Step {
+            from: s.from.clone(),
+            to: s.to.clone(),
+            converter,
+            check: crits.get(&s.to).cloned(),
+        });
+    }
+    if steps.is_empty() {
+        steps.push(convert::Step {
+            from: from.into(),
+            to: to.into(),
+            converter: Box::new(convert::Identity),
+            check: None,
+        });
+    }
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let scratch = tempfile::Builder::new().prefix(".crtest-convert-").tempdir_in(parent)?;
+    let records = convert::run_chain(&steps, input, scratch.path(), &scratch.path().join("out"));
+    for (i, r) in records.iter().enumerate() {
+        let status = if r.ok {
+            "ok"
+        } else if r.broken {
+            "ERROR"
+        } else {
+            "FAIL"
+        };
+        let checked = r.checked.map(|n| format!(", {n} images decode with {}'s crit", r.to)).unwrap_or_default();
+        println!("step {}/{} {}: {status} in {:.2}s{checked}", i + 1, steps.len(), r.label(), r.secs);
+        for line in r.note.iter().chain(r.message.iter()) {
+            println!("    {line}");
+        }
+    }
+    if records.len() == steps.len() && records.iter().all(|r| r.ok) {
+        std::fs::rename(scratch.path().join("out"), output)
+            .with_context(|| format!("moving the converted images to {}", output.display()))?;
+        println!("converted {} ({from}) into {} ({to})", input.display(), output.display());
+        return Ok(0);
+    }
+    Ok(if records.iter().any(|r| r.broken) { 2 } else { 1 })
 }
 
 fn workloads_list() -> Result<i32> {

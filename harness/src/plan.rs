@@ -89,6 +89,15 @@ fn missing_chain(matrix: &Matrix, dump_engine: &str, restore_engine: &str) -> Op
     chain.err().map(|why| format!("{dump_engine} -> {restore_engine}: {why}"))
 }
 
+/// The conversion steps a cell's images go through (none within one format).
+pub fn chain_of(matrix: &Matrix, cell: &Cell) -> Vec<crate::formats::StepSpec> {
+    let (a, b) = (engine_of(matrix, &cell.src_kind()).to_string(), engine_of(matrix, &cell.dst_kind()).to_string());
+    match (a == b, matrix.formats.of_engine(&a), matrix.formats.of_engine(&b)) {
+        (false, Some(x), Some(y)) => matrix.formats.chain(&x, &y).unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
 pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
     format!("{workload}/{src}->{dst}")
 }

@@ -22,7 +22,7 @@ pub struct Root {
 impl Root {
     pub fn new(matrix: &str) -> Root {
         let dir = tempfile::tempdir().unwrap();
-        for sub in ["kernels", "workloads"] {
+        for sub in ["kernels", "workloads", "converters"] {
             copy_tree(&repo().join(sub), &dir.path().join(sub));
         }
         std::fs::write(dir.path().join("matrix.yaml"), matrix).unwrap();

@@ -36,7 +36,32 @@ fn testcase(c: &CellResult) -> TestCase {
         Status::Skip => TestCase::skipped_with_cause(&c.cell.id, "SKIP", reason),
     };
     tc.set_classname(&c.cell.workload);
+    if !c.conversion.is_empty() {
+        tc.set_system_out(&steps(c));
+    }
     tc
+}
+
+/// One line per conversion step: what ran, how it went, what it checked.
+fn steps(c: &CellResult) -> String {
+    let n = c.conversion.len();
+    let mut out = String::new();
+    for (i, s) in c.conversion.iter().enumerate() {
+        let status = match (s.ok, s.broken) {
+            (true, _) => "ok",
+            (false, true) => "ERROR",
+            (false, false) => "FAIL",
+        };
+        out.push_str(&format!("convert step {}/{n} {}: {status} in {:.2}s", i + 1, s.label(), s.secs));
+        if let Some(k) = s.checked {
+            out.push_str(&format!(", {k} images decode with {}'s crit", s.to));
+        }
+        for m in s.note.iter().chain(s.message.iter()) {
+            out.push_str(&format!("; {m}"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
