@@ -129,6 +129,8 @@ fn snapshot_hook(hook: &str, file: &str, pid: &str) -> String {
         r#"cat >{hook} <<'SNAP'
 #!/bin/sh
 case "$CRTOOLS_SCRIPT_ACTION" in post-dump|pre-resume) ;; *) exit 0 ;; esac
+# On restore the root task may have another host pid (a pid namespace's init).
+[ -n "${{CRTOOLS_INIT_PID:-}}" ] && ROOT=$CRTOOLS_INIT_PID
 # The tree: $ROOT and its descendants, from every process's parent pid.
 for d in /proc/[0-9]*; do echo "${{d#/proc/}} $(sed 's/.*) //' $d/stat 2>/dev/null | cut -d' ' -f2)"; done >/tmp/ppids.$$
 tree=" $ROOT "
@@ -137,10 +139,16 @@ while :; do
     [ -n "$more" ] || break
     tree="$tree$(echo $more) "
 done
+# Processes are named by their pid in their own pid namespace, and paths
+# relative to their own root: a restored namespace's processes get other
+# host pids, and its root may show at another host path.
 for p in $tree; do
     d=/proc/$p
-    for f in $d/fd/*; do echo "$p fd ${{f##*/}} $(readlink $f)"; done
-    while read -r range perms off dev ino path; do echo "$p map $range $perms $off $path"; done <$d/maps
+    n=$(sed -n 's/^NSpid:.*[[:space:]]\([0-9][0-9]*\)$/\1/p' $d/status)
+    r=$(readlink $d/root); [ "$r" = / ] && r=
+    rel() {{ case "$1" in "$r"/*) [ -n "$r" ] && echo "${{1#"$r"}}" && return ;; esac; echo "$1"; }}
+    for f in $d/fd/*; do echo "${{n:-$p}} fd ${{f##*/}} $(rel "$(readlink $f)")"; done
+    while read -r range perms off dev ino path; do echo "${{n:-$p}} map $range $perms $off $(rel "$path")"; done <$d/maps
 done >"$SNAPFILE"
 exit 0
 SNAP
@@ -232,14 +240,17 @@ cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 /// before the tree resumes into `$OUT/SNAP`.
 /// `images` is where the image set is: the share (read in place, sparing the
 /// guest's memory) or a local dump.
-fn criu_restore_sh(id: &str, images: &str, w: &Workload, snap: &str, pid: &str) -> String {
+/// The restored root task's host pid goes to `root_pid_file(dir_op)`: a pid
+/// namespace's init comes back with another one.
+fn criu_restore_sh(id: &str, images: &str, w: &Workload, snap: &str, pid: &str, dir_id: &str) -> String {
     format!(
         r#"mkdir -p /tmp/work-{id}
-{hook}criu restore -D {images} -W /tmp/work-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh {opts}
+{hook}criu restore -D {images} -W /tmp/work-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh --pidfile /tmp/work-{id}/root.pid {opts}
 rc=$?
-cp /tmp/work-{id}/restore.log "$OUT/restore.log"; rm -rf /tmp/work-{id} /tmp/img-{id}
+cp /tmp/work-{id}/restore.log "$OUT/restore.log"; cp /tmp/work-{id}/root.pid {root} 2>/dev/null; rm -rf /tmp/work-{id} /tmp/img-{id}
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
 "#,
+        root = root_pid_file(dir_id),
         hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), pid),
         opts = options(&w.restore_opts),
         failed = rc::RESTORE_FAILED,
@@ -298,7 +309,7 @@ mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" || exit {copy}
         id = op.id,
         out = op.out(),
         dir = dir_op.dir(),
-        restore = criu_restore_sh(&op.id, "\"$IN/img\"", w, "after.snap", &pid.to_string()),
+        restore = criu_restore_sh(&op.id, "\"$IN/img\"", w, "after.snap", &pid.to_string(), &dir_op.id),
         copy = rc::COPY_FAILED,
     )
 }
@@ -317,25 +328,31 @@ pub fn iterate_script(
     timeout_s: u32,
 ) -> String {
     format!(
-        "{PRELUDE}D={dir}; OUT={out}; PID={pid}\nmkdir -p \"$OUT\"\n\
+        "{PRELUDE}D={dir}; OUT={out}; PID=$(cat {root} 2>/dev/null || echo {pid})\nmkdir -p \"$OUT\"\n\
 {wl}AFTER=$(( $(grep -c \"$PAT\" \"$T\") + {apart} ))\n\
 [ $AFTER -le {last} ] && alive \"$PID\" || exit {no_room}\n{wait}{dump}{restore}",
         dir = dir_op.dir(),
         out = op.out(),
+        root = root_pid_file(&dir_op.id),
         last = steps.saturating_sub(2),
         wl = workload_sh(w),
         no_room = rc::NO_ROOM,
         wait = wait_steps_sh("$AFTER", timeout_s),
         dump = criu_dump_sh(&op.id, w, "before.snap"),
-        restore = criu_restore_sh(&op.id, &format!("/tmp/img-{}", op.id), w, "after.snap", &pid.to_string()),
+        restore = criu_restore_sh(&op.id, &format!("/tmp/img-{}", op.id), w, "after.snap", "$PID", &dir_op.id),
     )
+}
+
+/// Where restores of `dir_id`'s workload leave the restored root's host pid.
+fn root_pid_file(dir_id: &str) -> String {
+    format!("/run/crtest/{dir_id}.root")
 }
 
 /// Waits for the workload in `dir_op`'s directory (process `pid`) to write
 /// `done`, then copies its transcript to `op`'s share dir.
 pub fn wait_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32, timeout_s: u32) -> String {
     format!(
-        r#"{PRELUDE}D={dir}; OUT={out}; PID={pid}
+        r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat {root} 2>/dev/null || echo {pid})
 {wl}mkdir -p "$OUT"
 n=0; code=0
 while ! finished; do
@@ -345,10 +362,12 @@ while ! finished; do
 done
 cp "$T" "$OUT/transcript" 2>/dev/null
 cp "/run/crtest/{dir_id}.stdout" "$OUT/stdout" 2>/dev/null
+[ $code = {died} ] && dmesg | tail -n 30 >"$OUT/dmesg"
 exit $code
 "#,
         dir = dir_op.dir(),
         dir_id = dir_op.id,
+        root = root_pid_file(&dir_op.id),
         out = op.out(),
         wl = workload_sh(w),
         ticks = timeout_s * 10,
@@ -431,7 +450,14 @@ mod tests {
         );
         assert!(d.contains("-ge 10 ]"), "{d}");
         let i = iterate_script(&OpPaths::new("i4"), &op, &w(), 103000, 3, 40, 60);
-        assert!(i.contains("D=/run/crtest/d3; OUT=/mnt/xfer/out/i4; PID=103000") && i.contains("-ge $AFTER ]"), "{i}");
+        let pid = "PID=$(cat /run/crtest/d3.root 2>/dev/null || echo 103000)";
+        assert!(
+            i.contains(&format!("D=/run/crtest/d3; OUT=/mnt/xfer/out/i4; {pid}")) && i.contains("-ge $AFTER ]"),
+            "{i}"
+        );
+        assert!(
+            i.contains("--pidfile /tmp/work-i4/root.pid") && i.contains("/tmp/work-i4/root.pid /run/crtest/d3.root")
+        );
         assert!(i.contains("+ 3 ))") && i.contains("[ $AFTER -le 38 ]"), "{i}");
         assert!(i.find("criu dump").unwrap() < i.find("criu restore -D /tmp/img-i4").unwrap(), "{i}");
     }

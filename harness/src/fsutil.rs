@@ -35,6 +35,13 @@ pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Total size of the regular files directly in `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
 /// `$XDG_CACHE_HOME/crtest`, else `~/.cache/crtest`; `CRTEST_CACHE` overrides both.
 pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CRTEST_CACHE") {

@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// The largest dump image set kept with a cell that did not pass.
+const IMAGES_KEPT_MAX: u64 = 32 << 20;
+
 /// How much longer than a script's own timeout the host waits for it.
 const GUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -815,7 +818,14 @@ impl Runner<'_> {
         copy(Some(restored.join("after.snap")), "restore.state");
         if status != Status::Pass {
             if let Some(img) = dump.out.as_ref().map(|d| d.join("img")).filter(|d| d.is_dir()) {
-                let _ = crate::fsutil::copy_dir(&img, &dir.join("images"));
+                // Big memory images would swamp the results; say where they were instead.
+                let size = crate::fsutil::dir_size(&img);
+                if size <= IMAGES_KEPT_MAX {
+                    let _ = crate::fsutil::copy_dir(&img, &dir.join("images"));
+                } else {
+                    let note = format!("images not kept: {} MiB (limit {} MiB)\n", size >> 20, IMAGES_KEPT_MAX >> 20);
+                    let _ = std::fs::write(dir.join("images.txt"), note);
+                }
             }
         }
         Some(rel)
