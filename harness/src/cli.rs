@@ -162,6 +162,9 @@ pub struct Select {
     /// Only slice K of N (`K/N` or `hash:K/N`); a cell's slice depends only on its id.
     #[arg(long, value_name = "K/N")]
     pub partition: Option<crate::partition::Partition>,
+    /// Also run workloads on engines they declare a known gap of (SKIP otherwise).
+    #[arg(long)]
+    pub run_known_gaps: bool,
 }
 
 #[derive(clap::Args)]

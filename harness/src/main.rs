@@ -15,6 +15,10 @@ use crtest::verdict::Status;
 use std::path::PathBuf;
 
 fn main() {
+    // Output piped into `head` ends quietly, like other command-line tools.
+    // SAFETY: set once at start, before any thread exists.
+    let _ =
+        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     let cli = Cli::parse();
     let code = match dispatch(cli.command) {
         Ok(code) => code,
@@ -63,8 +67,12 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
     for w in &select.workloads {
         anyhow::ensure!(matrix.workloads.contains(w), "--workload {w}: not a workload of {}", path.display());
     }
-    let filters =
-        Filters { kernels: select.kernels.clone(), workloads: select.workloads.clone(), partition: select.partition };
+    let filters = Filters {
+        kernels: select.kernels.clone(),
+        workloads: select.workloads.clone(),
+        partition: select.partition,
+        run_known_gaps: select.run_known_gaps,
+    };
     let plan = Plan::new(&matrix, &project.catalog, &matrix.library, &filters);
     Ok((matrix, plan))
 }
@@ -268,7 +276,13 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
 
 fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> Result<i32> {
     let project = Project::load()?;
-    let select = Select { matrix: matrix.to_path_buf(), kernels: vec![], workloads: vec![], partition: None };
+    let select = Select {
+        matrix: matrix.to_path_buf(),
+        kernels: vec![],
+        workloads: vec![],
+        partition: None,
+        run_known_gaps: false,
+    };
     let (matrix, plan) = load_plan(&project, &select)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
@@ -464,6 +478,9 @@ fn workloads_list() -> Result<i32> {
         needs.extend(w.features.iter().map(|f| format!("criu feature {f}")));
         needs.extend(w.dump_opts.iter().map(|o| format!("dump {o}")));
         needs.extend(w.restore_opts.iter().map(|o| format!("restore {o}")));
+        for g in &w.known_gaps {
+            println!("{:<16} known gap of {}: {}", "", g.formats.join(", "), g.reason);
+        }
         if !needs.is_empty() {
             println!("{:<16} needs: {}", "", needs.join(", "));
         }

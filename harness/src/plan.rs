@@ -57,6 +57,8 @@ pub struct Filters {
     pub workloads: Vec<String>,
     /// Only the cells of this slice (`--partition K/N`).
     pub partition: Option<crate::partition::Partition>,
+    /// Run cells of engines a workload declares a known gap of.
+    pub run_known_gaps: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +137,13 @@ impl Plan {
                         let version = &catalog.get(k).expect("matrix validated against catalog").version;
                         workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
                     })
-                    .or_else(|| missing_chain(matrix, engine_of(matrix, &sk), engine_of(matrix, &dk)));
+                    .or_else(|| missing_chain(matrix, engine_of(matrix, &sk), engine_of(matrix, &dk)))
+                    .or_else(|| {
+                        let gap = |kind: &str| {
+                            matrix.formats.of_engine(engine_of(matrix, kind)).and_then(|f| workload.known_gap(&f))
+                        };
+                        (!filters.run_known_gaps).then(|| gap(&sk).or_else(|| gap(&dk))).flatten()
+                    });
                 cells.push(Cell { id, workload: w.clone(), src, dst, src_engine: se, dst_engine: de, skip });
             }
         }
@@ -244,8 +252,11 @@ mod tests {
     fn filters_narrow_both_axes() {
         let (_d, catalog, library) = fixtures();
         let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
-        let f =
-            Filters { kernels: vec!["6.1".into(), "6.12".into()], workloads: vec!["counter".into()], partition: None };
+        let f = Filters {
+            kernels: vec!["6.1".into(), "6.12".into()],
+            workloads: vec!["counter".into()],
+            ..Filters::default()
+        };
         let plan = Plan::new(&m, &catalog, &library, &f);
         let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec!["counter/6.1->6.1", "counter/6.1->6.12", "counter/6.12->6.1", "counter/6.12->6.12"]);

@@ -55,6 +55,19 @@ pub struct Workload {
     /// name relative to its directory. Every line counts as a step.
     #[serde(default)]
     pub transcript: Option<String>,
+    /// Engines (by image format version) known to lack what this workload
+    /// needs: its cells on them are SKIP with the reason, unless the run
+    /// asks for known gaps too (`--run-known-gaps`). An engine not listed,
+    /// e.g. a newer CRIU, always runs it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known_gaps: Vec<KnownGap>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KnownGap {
+    pub formats: Vec<String>,
+    pub reason: String,
 }
 
 impl Workload {
@@ -80,6 +93,12 @@ impl Workload {
     }
 
     /// Why this workload cannot run on a kernel of `version`, if it cannot.
+    /// The known gap of the engine writing `format`, if any.
+    pub fn known_gap(&self, format: &str) -> Option<String> {
+        let gap = self.known_gaps.iter().find(|g| g.formats.iter().any(|f| f == format))?;
+        Some(format!("known gap of {format} (--run-known-gaps runs it): {}", gap.reason))
+    }
+
     pub fn skip_on(&self, version: &Version) -> Option<String> {
         let min = Version::parse(self.min_kernel.as_deref()?)?;
         (*version < min).then(|| {

@@ -80,3 +80,24 @@ fn corrupting_converter_fails_the_cell() {
     );
     assert_eq!(c["conversion"][0]["ok"], true, "the converter itself reported success: {c}");
 }
+
+/// A workload's declared known gap of an engine is a SKIP with the reason;
+/// `--run-known-gaps` runs it and shows the real failure with CRIU's words.
+#[test]
+fn known_gaps_skip_unless_asked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Root::new(&format!("kernels: [\"6.1\"]\nworkloads: [posix_mqueue]\npairs: diagonal\n{BASE}"));
+    let out = root.run(&["run", "--matrix", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(0));
+    let r = root.results();
+    let c = cell(&r, "posix_mqueue/6.1->6.1");
+    assert_eq!(c["status"], "SKIP", "{c}");
+    assert!(c["reason"].as_str().unwrap().contains("known gap of criu-3.17"), "{c}");
+    let out = root.run(&["run", "--matrix", "--out", "out", "--run-known-gaps"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = root.results();
+    let c = cell(&r, "posix_mqueue/6.1->6.1");
+    assert_eq!(c["status"], "FAIL", "{c}");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(reason.starts_with("dump: Error (") && reason.contains("Can't lookup mount"), "{reason}");
+}
