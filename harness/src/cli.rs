@@ -92,6 +92,9 @@ pub struct CellArgs {
     pub accel: Option<AccelChoice>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Boot every guest from its kernel instead of resuming a saved guest state.
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 #[derive(clap::Args)]
@@ -164,6 +167,10 @@ pub struct RunArgs {
     /// restore again in place N-1 times, a few steps apart (like zdtm --iters).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub iters: u32,
+    /// Boot every guest from its kernel instead of resuming a saved guest
+    /// state (states live in the cache, one per kernel, image and VM setup).
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 #[derive(Subcommand)]

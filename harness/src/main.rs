@@ -75,6 +75,7 @@ fn run(args: RunArgs) -> Result<i32> {
         accel: args.accel,
         seed: args.seed,
         iters: args.iters,
+        resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
     println!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
@@ -116,7 +117,14 @@ fn cell(args: CellArgs) -> Result<i32> {
             return Ok(SKIP);
         }
     };
-    let opts = session::Options { jobs: 2, out: args.out, accel: args.accel, seed: args.seed, iters: 1 };
+    let opts = session::Options {
+        jobs: 2,
+        out: args.out,
+        accel: args.accel,
+        seed: args.seed,
+        iters: 1,
+        resume: !args.no_resume,
+    };
     let (status, reason) = match one_cell(&project, &args.workload, (&src, &dst), args.engine.as_deref(), &opts) {
         Ok(r) => r,
         Err(e) => {
@@ -172,7 +180,14 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
         let mut skip = None;
         for run in 1..=args.repeat.max(1) {
             let out = args.out.join(format!("{k}-{run}"));
-            let opts = session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1 };
+            let opts = session::Options {
+                jobs: 2,
+                out,
+                accel: args.accel,
+                seed: Some(u64::from(run)),
+                iters: 1,
+                resume: true,
+            };
             match one_cell(&project, &args.workload, (&src, &dst), engine, &opts) {
                 Ok((Status::Fail, why)) => return Probe::Bad(format!("{}/{src}->{dst}: {why}", args.workload)),
                 Ok((Status::Pass, _)) => {}
@@ -228,6 +243,7 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
             accel: Some(crtest::matrix::AccelChoice::Force(accel)),
             seed: Some(u64::from(run)),
             iters: 1,
+            resume: true,
         };
         let done = session::execute(&project, &matrix, &plan, &opts, &quiet)?;
         let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("no cell"))?;
