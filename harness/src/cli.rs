@@ -49,6 +49,12 @@ pub enum Command {
         runs: u32,
         #[arg(long)]
         accel: Option<AccelChoice>,
+        /// Skip the resumed-guest timings, and run the whole cells on booted guests.
+        #[arg(long)]
+        no_resume: bool,
+        /// Also time virtme-ng booting the same kernel (installed into the cache from PyPI if needed).
+        #[arg(long)]
+        vs_virtme: bool,
     },
     /// Combine the results of several partitions into one report.
     Merge {

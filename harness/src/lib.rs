@@ -27,6 +27,7 @@ pub mod runner;
 pub mod session;
 pub mod snapshot;
 pub mod verdict;
+pub mod virtme;
 pub mod vm;
 pub mod vmstate;
 pub mod workload;
