@@ -12,6 +12,7 @@
 use crate::fsutil;
 use crate::vm::{qemu_args, Accel, BootSpec, Vm, VmConfig, VmError};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -118,7 +119,9 @@ fn resume(spec: &BootSpec, cfg: &VmConfig, state: &Path) -> Result<Vm, VmError> 
 /// lets the guest go on. A failed save costs a notice, not the guest.
 fn boot_and_save(spec: &BootSpec, cfg: &VmConfig, state: &Path, notice: &dyn Fn(String)) -> Result<Vm, VmError> {
     let mut vm = Vm::launch(spec, cfg)?;
-    let tmp = state.with_extension(format!("tmp-{}", std::process::id()));
+    // Unique per process and guest: two runs (or guests) may save one state at once.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let tmp = state.with_extension(format!("tmp-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
     let saved = std::fs::create_dir_all(state.parent().unwrap_or(Path::new(".")))
         .map_err(|e| format!("creating the states dir: {e}"))
         .and_then(|_| vm.save_state(&tmp).map_err(|e| first_line(&e.to_string()).to_string()))
