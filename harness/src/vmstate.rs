@@ -22,6 +22,11 @@ pub const FORMAT: u32 = 1;
 /// A resumed guest is ready within a second or two; a broken state should
 /// not cost a whole boot timeout before the cold boot.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(30);
+/// States unused this long are deleted when a new one is saved (each is
+/// 100-200 MB, and every new kernel, image or VM setting makes a new one).
+const UNUSED_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Temp files of saves this old were left by an interrupted run.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 
 /// Everything that shapes a saved state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +95,14 @@ pub fn start(spec: &BootSpec, cfg: &VmConfig, store: Option<&Store>, notice: &dy
     let state = store.path(spec, cfg);
     if state.is_file() {
         match resume(spec, cfg, &state) {
-            Ok(vm) => return Ok(vm),
+            Ok(vm) => {
+                // Its age is time since last use (see `prune`).
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&state)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                return Ok(vm);
+            }
             Err(e) => {
                 notice(format!(
                     "kernel {}: resuming from {} failed, deleting it and booting: {}",
@@ -126,12 +138,32 @@ fn boot_and_save(spec: &BootSpec, cfg: &VmConfig, state: &Path, notice: &dyn Fn(
         .map_err(|e| format!("creating the states dir: {e}"))
         .and_then(|_| vm.save_state(&tmp).map_err(|e| first_line(&e.to_string()).to_string()))
         .and_then(|_| std::fs::rename(&tmp, state).map_err(|e| format!("renaming {}: {e}", tmp.display())));
-    if let Err(e) = saved {
-        let _ = std::fs::remove_file(&tmp);
-        notice(format!("kernel {}: could not save the guest state: {e}", spec.kernel_id));
+    match saved {
+        Ok(()) => prune(state.parent().unwrap_or(Path::new("."))),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            notice(format!("kernel {}: could not save the guest state: {e}", spec.kernel_id));
+        }
     }
     vm.go(cfg.boot_timeout)?;
     Ok(vm)
+}
+
+/// Deletes states unused for `UNUSED_FOR` and abandoned temp files.
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        let limit = match path.extension().and_then(|e| e.to_str()) {
+            Some("state") => UNUSED_FOR,
+            Some(e) if e.starts_with("tmp-") => ABANDONED_AFTER,
+            _ => continue,
+        };
+        if age.is_some_and(|a| a > limit) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// Identifies a file cheaply (the boot image is tens of MB): path, size and
@@ -198,6 +230,23 @@ mod tests {
             assert_ne!(k.key(), base, "change {i} kept the key");
         }
         assert_eq!(inputs().key(), base, "the key is stable");
+    }
+
+    #[test]
+    fn prune_deletes_only_old_states_and_abandoned_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+        let ancient = std::time::SystemTime::now() - UNUSED_FOR - Duration::from_secs(60);
+        for (name, mtime) in [("a.state", old), ("b.state", ancient), ("c.tmp-1-0", old), ("notes.txt", ancient)] {
+            let f = std::fs::File::create(dir.path().join(name)).unwrap();
+            f.set_modified(mtime).unwrap();
+        }
+        std::fs::File::create(dir.path().join("d.tmp-2-0")).unwrap();
+        prune(dir.path());
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["a.state", "d.tmp-2-0", "notes.txt"]);
     }
 
     #[test]
