@@ -49,7 +49,7 @@ load_modules() {
 # guest resumed from one state starts with the same clock and RNG state. The
 # share is mounted after this point: QEMU cannot save a guest with 9p mounted.
 await_host() {
-	echo "CRTEST-PAUSE"
+	echo "CRTEST-PAUSE $(has_vmgenid && echo reseeds)"
 	read -r verb epoch seed how || return 1
 	[ "$verb" = go ] || return 1
 	date -s "@$epoch" >/dev/null && echo "$seed" >/dev/urandom || return 1
@@ -58,10 +58,12 @@ await_host() {
 
 # Writing to /dev/urandom does not reseed the kernel's RNG; a new VM
 # generation ID (vmgenid, QEMU gives each resumed guest one) does, right
-# after the resume. Kernels with the driver (>= 5.18) are waited for (at
-# most 2 s); older ones mix RDRAND into every read.
+# after the resume. Only guests whose kernel has the driver (>= 5.18; the
+# pause line says "reseeds") are saved; they wait for it here (at most 2 s).
+has_vmgenid() {
+	ls /sys/bus/acpi/drivers/vmgenid 2>/dev/null | grep -q :
+}
 await_reseed() {
-	[ -d /sys/bus/acpi/drivers/vmgenid ] || return 0
 	for _ in $(seq 40); do
 		dmesg | grep -q 'reseeded due to virtual machine fork' && return 0
 		sleep 0.05

@@ -206,6 +206,9 @@ pub struct Vm {
     pub release: String,
     pub boot_secs: f64,
     pub start: Start,
+    /// The guest's kernel reseeds its RNG when resumed (it has vmgenid), so
+    /// its state may be saved (from the pause line).
+    pub reseeds_on_resume: bool,
     started: Instant,
     session: Option<PtySession>,
     pid: i32,
@@ -227,7 +230,8 @@ impl Vm {
     pub fn launch(spec: &BootSpec, cfg: &VmConfig) -> Result<Vm, VmError> {
         let mut vm = Vm::spawn(spec, cfg, &[])?;
         let deadline = vm.started + cfg.boot_timeout;
-        vm.wait_marker("CRTEST-PAUSE", deadline)?;
+        let line = vm.wait_marker("CRTEST-PAUSE", deadline)?;
+        vm.reseeds_on_resume = line.split_whitespace().nth(1) == Some("reseeds");
         Ok(vm)
     }
 
@@ -304,6 +308,7 @@ impl Vm {
             release: String::new(),
             boot_secs: 0.0,
             start: Start::Cold,
+            reseeds_on_resume: false,
             started,
             session: Some(session),
             pid,

@@ -93,6 +93,9 @@ impl Store {
 pub fn start(spec: &BootSpec, cfg: &VmConfig, store: Option<&Store>, notice: &dyn Fn(String)) -> Result<Vm, VmError> {
     let Some(store) = store else { return Vm::boot(spec, cfg) };
     let state = store.path(spec, cfg);
+    if unresumable(&state).is_file() {
+        return Vm::boot(spec, cfg);
+    }
     if state.is_file() {
         match resume(spec, cfg, &state) {
             Ok(vm) => {
@@ -131,6 +134,17 @@ fn resume(spec: &BootSpec, cfg: &VmConfig, state: &Path) -> Result<Vm, VmError> 
 /// lets the guest go on. A failed save costs a notice, not the guest.
 fn boot_and_save(spec: &BootSpec, cfg: &VmConfig, state: &Path, notice: &dyn Fn(String)) -> Result<Vm, VmError> {
     let mut vm = Vm::launch(spec, cfg)?;
+    if !vm.reseeds_on_resume {
+        // Guests resumed from one state would share their random numbers.
+        notice(format!(
+            "kernel {}: no vmgenid driver to reseed the RNG of resumed guests: always booting",
+            spec.kernel_id
+        ));
+        let _ = std::fs::create_dir_all(state.parent().unwrap_or(Path::new(".")));
+        let _ = std::fs::write(unresumable(state), b"no vmgenid\n");
+        vm.go(cfg.boot_timeout)?;
+        return Ok(vm);
+    }
     // Unique per process and guest: two runs (or guests) may save one state at once.
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let tmp = state.with_extension(format!("tmp-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
@@ -149,6 +163,11 @@ fn boot_and_save(spec: &BootSpec, cfg: &VmConfig, state: &Path, notice: &dyn Fn(
     Ok(vm)
 }
 
+/// Marks a guest kind whose states must not be used.
+fn unresumable(state: &Path) -> PathBuf {
+    state.with_extension("unresumable")
+}
+
 /// Deletes states unused for `UNUSED_FOR` and abandoned temp files.
 fn prune(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -156,7 +175,7 @@ fn prune(dir: &Path) {
         let path = entry.path();
         let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
         let limit = match path.extension().and_then(|e| e.to_str()) {
-            Some("state") => UNUSED_FOR,
+            Some("state") | Some("unresumable") => UNUSED_FOR,
             Some(e) if e.starts_with("tmp-") => ABANDONED_AFTER,
             _ => continue,
         };
