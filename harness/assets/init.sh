@@ -60,8 +60,9 @@ await_host() {
 # generation ID (vmgenid, QEMU gives each resumed guest one) does, right
 # after the resume. Only guests whose kernel has the driver (>= 5.18; the
 # pause line says "reseeds") are saved; they wait for it here (at most 2 s).
+# (An ACPI driver until 6.9, a platform driver since 6.10.)
 has_vmgenid() {
-	ls /sys/bus/acpi/drivers/vmgenid 2>/dev/null | grep -q :
+	ls /sys/bus/acpi/drivers/vmgenid /sys/bus/platform/drivers/vmgenid 2>/dev/null | grep -q :
 }
 await_reseed() {
 	for _ in $(seq 40); do
