@@ -44,6 +44,34 @@ load_modules() {
 	return 0
 }
 
+# The host may save the guest's state here and start later guests from it:
+# wait for its go line, which carries the time and fresh randomness, as every
+# guest resumed from one state starts with the same clock and RNG state. The
+# share is mounted after this point: QEMU cannot save a guest with 9p mounted.
+await_host() {
+	echo "CRTEST-PAUSE $(has_vmgenid && echo reseeds)"
+	read -r verb epoch seed how || return 1
+	[ "$verb" = go ] || return 1
+	date -s "@$epoch" >/dev/null && echo "$seed" >/dev/urandom || return 1
+	[ "$how" != resumed ] || await_reseed
+}
+
+# Writing to /dev/urandom does not reseed the kernel's RNG; a new VM
+# generation ID (vmgenid, QEMU gives each resumed guest one) does, right
+# after the resume. Only guests whose kernel has the driver (>= 5.18; the
+# pause line says "reseeds") are saved; they wait for it here (at most 2 s).
+# (An ACPI driver until 6.9, a platform driver since 6.10.)
+has_vmgenid() {
+	ls /sys/bus/acpi/drivers/vmgenid /sys/bus/platform/drivers/vmgenid 2>/dev/null | grep -q :
+}
+await_reseed() {
+	for _ in $(seq 40); do
+		dmesg | grep -q 'reseeded due to virtual machine fork' && return 0
+		sleep 0.05
+	done
+	echo "CRTEST-WARN no RNG reseed after resume"
+}
+
 mount_share() {
 	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 xfer /mnt/xfer
 }
@@ -72,6 +100,7 @@ fi
 step mounts mount_all || fatal mounts
 step modules load_modules
 step loopback ip link set lo up || fatal loopback
+step go await_host || fatal go
 step share mount_share || fatal share
 step tune tune || fatal tune
 echo "CRTEST-READY $(uname -r)"

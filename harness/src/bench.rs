@@ -4,8 +4,9 @@
 
 use crate::guest::GuestImage;
 use crate::kernel::Kernel;
-use crate::vm::{BootSpec, Vm, VmConfig};
-use anyhow::Result;
+use crate::vm::{BootSpec, Start, Vm, VmConfig};
+use crate::vmstate::{self, Store};
+use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Instant;
 
@@ -58,6 +59,55 @@ pub fn boot_times(kernel: &Kernel, image: &Path, guest: &GuestImage, cfg: &VmCon
     Ok(out)
 }
 
+/// Seconds from QEMU start to the ready line of guests resumed from the
+/// saved state in `store` (saved first, untimed, if there is none).
+pub fn resume_times(
+    kernel: &Kernel,
+    image: &Path,
+    guest: &GuestImage,
+    cfg: &VmConfig,
+    store: &Store,
+    runs: u32,
+) -> Result<Vec<f64>> {
+    let spec = |share: &Path| BootSpec {
+        kernel_id: kernel.id.clone(),
+        kernel_image: image.to_path_buf(),
+        initrd: guest.initrd.clone(),
+        share: share.to_path_buf(),
+    };
+    let notice = |msg: String| eprintln!("crtest bench: {msg}");
+    let first = tempfile::tempdir()?;
+    vmstate::start(&spec(first.path()), cfg, Some(store), &notice)?.shutdown();
+    let mut out = Vec::new();
+    for _ in 0..runs {
+        let share = tempfile::tempdir()?;
+        let started = Instant::now();
+        let vm = vmstate::start(&spec(share.path()), cfg, Some(store), &notice)?;
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::ensure!(vm.start == Start::Resumed, "the guest was not resumed but {:?}", vm.start);
+        out.push(secs);
+        vm.shutdown();
+    }
+    Ok(out)
+}
+
+/// Wall seconds of virtme-ng booting `kernel` and running `uname -r`.
+pub fn virtme_times(kernel: &Kernel, cache: &Path, runs: u32) -> Result<Vec<f64>> {
+    let virtme_run = crate::virtme::ensure_installed(cache)?;
+    let image = crate::virtme::kernel_tree(cache, kernel)?;
+    (0..runs)
+        .map(|_| crate::virtme::time_once(&virtme_run, &image, &kernel.release).context("timing virtme-ng"))
+        .collect()
+}
+
+/// `a / b` of the medians, as text.
+pub fn ratio(name: &str, a: &[f64], b: &[f64]) -> String {
+    match (Stats::of(a), Stats::of(b)) {
+        (Some(a), Some(b)) => format!("{name}, medians: {:.2}x", a.median / b.median),
+        _ => format!("{name}: (no successful runs)"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +118,7 @@ mod tests {
         assert_eq!(Stats::of(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
         assert_eq!(Stats::of(&[]), None);
         assert!(line("boot", &[1.0]).contains("1.00s"));
+        assert_eq!(ratio("a / b", &[1.0, 2.0, 9.0], &[8.0]), "a / b, medians: 0.25x");
+        assert!(ratio("a / b", &[], &[1.0]).contains("no successful"));
     }
 }

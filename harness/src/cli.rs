@@ -49,6 +49,12 @@ pub enum Command {
         runs: u32,
         #[arg(long)]
         accel: Option<AccelChoice>,
+        /// Skip the resumed-guest timings, and run the whole cells on booted guests.
+        #[arg(long)]
+        no_resume: bool,
+        /// Also time virtme-ng booting the same kernel (installed into the cache from PyPI if needed).
+        #[arg(long)]
+        vs_virtme: bool,
     },
     /// Lists image format versions, which engine speaks each, and the converters between them.
     Formats {
@@ -116,6 +122,9 @@ pub struct CellArgs {
     pub accel: Option<AccelChoice>,
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Boot every guest from its kernel instead of resuming a saved guest state.
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 #[derive(clap::Args)]
@@ -191,6 +200,10 @@ pub struct RunArgs {
     /// restore again in place N-1 times, a few steps apart (like zdtm --iters).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub iters: u32,
+    /// Boot every guest from its kernel instead of resuming a saved guest
+    /// state (states live in the cache, one per kernel, image and VM setup).
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 #[derive(Subcommand)]

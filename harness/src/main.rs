@@ -38,7 +38,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Kernels { command: KernelsCommand::Fetch { ids } } => kernels_fetch(ids),
         Command::Workloads { command: WorkloadsCommand::List } => workloads_list(),
         Command::Cell(args) => cell(args),
-        Command::Bench { kernel, workload, runs, accel } => bench(&kernel, &workload, runs, accel),
+        Command::Bench { kernel, workload, runs, accel, no_resume, vs_virtme } => {
+            bench(&BenchArgs { kernel, workload, runs, accel, resume: !no_resume, vs_virtme })
+        }
         Command::Merge { dirs, out, matrix } => merge(&dirs, &out, &matrix),
         Command::Formats { formats } => formats_list(formats.as_deref()),
         Command::Convert { from, to, formats, input, output } => {
@@ -87,6 +89,7 @@ fn run(args: RunArgs) -> Result<i32> {
         accel: args.accel,
         seed: args.seed,
         iters: args.iters,
+        resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
     println!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
@@ -139,7 +142,14 @@ fn cell(args: CellArgs) -> Result<i32> {
             return Ok(SKIP);
         }
     };
-    let opts = session::Options { jobs: 2, out: args.out, accel: args.accel, seed: args.seed, iters: 1 };
+    let opts = session::Options {
+        jobs: 2,
+        out: args.out,
+        accel: args.accel,
+        seed: args.seed,
+        iters: 1,
+        resume: !args.no_resume,
+    };
     let (status, id, reason) = match one_cell(
         &project,
         &args.workload,
@@ -197,7 +207,14 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
         let mut skip = None;
         for run in 1..=args.repeat.max(1) {
             let out = args.out.join(format!("{k}-{run}"));
-            let opts = session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1 };
+            let opts = session::Options {
+                jobs: 2,
+                out,
+                accel: args.accel,
+                seed: Some(u64::from(run)),
+                iters: 1,
+                resume: true,
+            };
             match one_cell(&project, &args.workload, (&src, &dst), (engine, None), &opts) {
                 Ok((Status::Fail, id, why)) => return Probe::Bad(format!("{id}: {why}")),
                 Ok((Status::Pass, ..)) => {}
@@ -223,19 +240,34 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
     }
 }
 
-fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::AccelChoice>) -> Result<i32> {
-    use crtest::bench::line;
+struct BenchArgs {
+    kernel: String,
+    workload: String,
+    runs: u32,
+    accel: Option<crtest::matrix::AccelChoice>,
+    resume: bool,
+    vs_virtme: bool,
+}
+
+fn bench(args: &BenchArgs) -> Result<i32> {
+    use crtest::bench::{line, ratio};
+    let BenchArgs { kernel, workload, runs, .. } = args;
+    let (kernel, runs) = (kernel.as_str(), *runs);
     let project = Project::load()?;
     anyhow::ensure!(project.catalog.get(kernel).is_some(), "unknown kernel `{kernel}`");
     let matrix =
         Matrix::for_pairs(&project.library, &project.formats, workload, vec![(kernel.to_string(), kernel.to_string())]);
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let quiet = Progress::new(false);
-    let ready = session::prepare(&project, &matrix, &plan, accel, &quiet)?;
+    let ready = session::prepare(&project, &matrix, &plan, args.accel, &quiet)?;
     let (k, image, engine, accel) =
         (&ready.kernels[kernel], &ready.images[kernel], &ready.engines[kernel], ready.accel);
     let cfg = session::vm_config(&matrix, accel);
-    println!("crtest bench: kernel {kernel} ({}), {}, accel {accel:?}, {runs} runs each", k.release, engine.id);
+    let cache = fsutil::cache_dir();
+    println!(
+        "crtest bench: kernel {kernel} ({}), {}, accel {accel:?}, {} MiB guests, {runs} runs each",
+        k.release, engine.id, cfg.memory_mb
+    );
     println!("{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max");
     let bz = crtest::bench::boot_times(k, &k.vmlinuz, image, &cfg, runs)?;
     println!("{}", line("boot to ready (bzImage)", &bz));
@@ -245,6 +277,24 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
         None => vec![],
     };
     println!("{}", line("boot to ready (PVH)", &pvh));
+    let resumed = match args.resume {
+        true => {
+            let store = crtest::vmstate::Store::in_cache(&cache);
+            let boot_image = pvh_image.as_deref().unwrap_or(&k.vmlinuz);
+            crtest::bench::resume_times(k, boot_image, image, &cfg, &store, runs)?
+        }
+        false => vec![],
+    };
+    if args.resume {
+        println!("{}", line("ready (resumed)", &resumed));
+    }
+    let virtme = match args.vs_virtme {
+        true => crtest::bench::virtme_times(k, &cache, runs)?,
+        false => vec![],
+    };
+    if args.vs_virtme {
+        println!("{}", line("virtme-ng run (wall)", &virtme));
+    }
     let (mut dump, mut restore, mut finish, mut cell) = (vec![], vec![], vec![], vec![]);
     for run in 0..runs {
         let out = tempfile::tempdir()?;
@@ -254,6 +304,7 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
             accel: Some(crtest::matrix::AccelChoice::Force(accel)),
             seed: Some(u64::from(run)),
             iters: 1,
+            resume: args.resume,
         };
         let done = session::execute(&project, &matrix, &plan, &opts, &quiet)?;
         let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("no cell"))?;
@@ -268,8 +319,15 @@ fn bench(kernel: &str, workload: &str, runs: u32, accel: Option<crtest::matrix::
     println!("{}", line("restore (criu restore)", &restore));
     println!("{}", line("finish (run to the end)", &finish));
     println!("{}", line(&format!("whole cell {workload} {kernel}->{kernel}"), &cell));
-    if let (Some(b), Some(p)) = (crtest::bench::Stats::of(&bz), crtest::bench::Stats::of(&pvh)) {
-        println!("PVH / bzImage boot, medians: {:.2}x", p.median / b.median);
+    println!("{}", ratio("PVH / bzImage boot", &pvh, &bz));
+    if args.resume {
+        println!("{}", ratio("resumed / PVH boot", &resumed, &pvh));
+    }
+    if args.vs_virtme {
+        println!("{}", ratio("PVH boot / virtme-ng", &pvh, &virtme));
+        if args.resume {
+            println!("{}", ratio("resumed / virtme-ng", &resumed, &virtme));
+        }
     }
     Ok(0)
 }

@@ -13,7 +13,8 @@ use crate::kernel::Kernel;
 use crate::matrix::Timeouts;
 use crate::plan::{Cell, Plan};
 use crate::verdict::{self, Outcome, Stage, StageRecord, Status};
-use crate::vm::{BootSpec, Vm, VmConfig};
+use crate::vm::{BootSpec, Start, Vm, VmConfig};
+use crate::vmstate;
 use crate::workload::Library;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -39,7 +40,7 @@ fn pid_base(i: usize) -> u32 {
 pub enum Event {
     Notice(String),
     Booting { kernel: String },
-    Booted { kernel: String, release: String, secs: f64 },
+    Booted { kernel: String, release: String, secs: f64, start: Start },
     BootFailed { kernel: String, error: String },
     Op { kernel: String, label: String, ok: bool, secs: f64 },
     CellDone { result: Box<CellResult>, done: usize, total: usize },
@@ -59,6 +60,8 @@ pub struct Setup {
     pub boot_images: BTreeMap<String, PathBuf>,
     pub images: BTreeMap<String, GuestImage>,
     pub vm: VmConfig,
+    /// Saved guest states to start VMs from (None: always boot from the kernel).
+    pub states: Option<vmstate::Store>,
     pub timeouts: Timeouts,
     pub step_ms: u32,
     /// The converter command used between images of one format (identity
@@ -95,6 +98,8 @@ pub struct VmRecord {
     pub kernel: String,
     pub release: String,
     pub boot_secs: Option<f64>,
+    /// Booted, booted and saved its state, or resumed from a saved state.
+    pub start: Option<Start>,
     pub console: String,
 }
 
@@ -252,12 +257,14 @@ impl Runner<'_> {
             initrd: self.setup.images[kernel].initrd.clone(),
             share: self.work.join(format!("vm-{kernel}")),
         };
-        let (slot, secs, result) = match Vm::boot(&spec, &self.setup.vm) {
+        let notice = |msg: String| self.reporter.event(&Event::Notice(msg));
+        let (slot, secs, result) = match vmstate::start(&spec, &self.setup.vm, self.setup.states.as_ref(), &notice) {
             Ok(vm) => {
                 self.reporter.event(&Event::Booted {
                     kernel: kernel.into(),
                     release: vm.release.clone(),
                     secs: vm.boot_secs,
+                    start: vm.start,
                 });
                 let secs = vm.boot_secs;
                 self.boot_times.lock().unwrap().insert(kernel.into(), secs);
@@ -270,6 +277,7 @@ impl Runner<'_> {
                     kernel: kernel.into(),
                     release: k.release.clone(),
                     boot_secs: None,
+                    start: None,
                     console: msg.clone(),
                 };
                 self.consoles.lock().unwrap().insert(kernel.into(), record);
@@ -320,6 +328,7 @@ impl Runner<'_> {
             kernel: kernel.clone(),
             release: vm.release.clone(),
             boot_secs: Some(vm.boot_secs),
+            start: Some(vm.start),
             console: String::new(),
         };
         let console = vm.shutdown();

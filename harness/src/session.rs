@@ -24,6 +24,8 @@ pub struct Options {
     pub accel: Option<AccelChoice>,
     pub seed: Option<u64>,
     pub iters: u32,
+    /// Start VMs from saved guest states (saving them on first use).
+    pub resume: bool,
 }
 
 pub struct Finished {
@@ -112,6 +114,7 @@ pub fn execute(
         kernels,
         images,
         vm: vm_config(matrix, accel),
+        states: opts.resume.then(|| crate::vmstate::Store::in_cache(&fsutil::cache_dir())),
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
         converter_command: matrix.converter.clone(),
@@ -149,13 +152,14 @@ pub fn execute(
         .kernels
         .iter()
         .map(|(id, k)| {
-            let (boot_secs, console) = vm_info.get(id).cloned().map(|(b, c)| (b, Some(c))).unwrap_or((None, None));
+            let vm = vm_info.get(id);
             let info = report::json::KernelInfo {
                 release: k.release.clone(),
                 packages: k.packages.clone(),
                 engine: engine_ids.get(id).cloned().unwrap_or_default(),
-                boot_secs,
-                console,
+                boot_secs: vm.and_then(|v| v.boot_secs),
+                start: vm.and_then(|v| v.start),
+                console: vm.map(|v| v.console.clone()),
             };
             (id.clone(), info)
         })

@@ -2,9 +2,13 @@
 //! owns the QEMU process, and a console protocol with timeouts everywhere.
 //!
 //! Protocol (see assets/init.sh): the guest prints `CRTEST-STEP name rc` for
-//! each boot step and `CRTEST-READY release`; the host writes a script into
-//! the 9p share and sends `run ID`; the guest answers `CRTEST-END ID rc`.
+//! each boot step, then `CRTEST-PAUSE` and waits for the host's `go EPOCH
+//! SEED` line (the point where a guest's state can be saved, and where
+//! resumed guests carry on), then `CRTEST-READY release`; the host writes a
+//! script into the 9p share and sends `run ID`; the guest answers
+//! `CRTEST-END ID rc`.
 
+use crate::qmp::Qmp;
 use crate::reaper;
 use rexpect::error::Error as ExpectError;
 use rexpect::session::PtySession;
@@ -15,6 +19,24 @@ use std::time::{Duration, Instant};
 pub const SHARE_TAG: &str = "xfer";
 const POLL_MS: u64 = 500;
 const TAIL_LINES: usize = 40;
+/// QEMU's QMP socket (inside the share dir, like the pidfile).
+const QMP_SOCKET: &str = "qmp.sock";
+/// How long a saved state may take to load or be written.
+const MIGRATE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often migration progress is polled.
+const MIGRATE_POLL: Duration = Duration::from_millis(20);
+
+/// How a guest came up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// Booted from the kernel.
+    Cold,
+    /// Booted from the kernel, and its state was saved for later guests.
+    Saved,
+    /// Started from a saved state.
+    Resumed,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,9 +93,49 @@ pub fn machine_args(memory_mb: u32) -> Vec<String> {
         .to_vec()
 }
 
-/// The serial console on stdio, which rexpect drives through a pty.
-pub fn console_args() -> Vec<String> {
-    ["-serial", "stdio", "-monitor", "none"].map(String::from).to_vec()
+/// A VM generation ID device: QEMU gives it a new random value in every
+/// guest resumed from a saved state, and Linux (>= 5.18, `CONFIG_VMGENID`)
+/// reseeds its RNG at once when it changes, so resumed guests don't share
+/// random numbers (ASLR, `/dev/urandom`).
+pub fn vmgenid_args() -> Vec<String> {
+    ["-device", "vmgenid,guid=auto"].map(String::from).to_vec()
+}
+
+/// The serial console on stdio, which rexpect drives through a pty, and a
+/// QMP socket (saving and resuming guests); no human monitor.
+pub fn console_args(dir: &Path) -> Vec<String> {
+    vec![
+        "-serial".into(),
+        "stdio".into(),
+        "-monitor".into(),
+        "none".into(),
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", dir.join(QMP_SOCKET).display()),
+    ]
+}
+
+/// Starts the guest from a saved state instead of from its kernel.
+pub fn incoming_args(state: &Path) -> Vec<String> {
+    vec!["-incoming".into(), format!("exec:cat {}", shell_quote(&state.display().to_string()))]
+}
+
+/// The migration URI that writes a guest's state to `path`.
+pub fn outgoing_uri(path: &Path) -> String {
+    format!("exec:cat > {}", shell_quote(&path.display().to_string()))
+}
+
+/// `text` as one POSIX shell word (QEMU runs `exec:` URIs with `sh -c`).
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The line that lets a paused guest go on: the host's clock and fresh
+/// randomness, as guests resumed from one state share both otherwise, and
+/// whether it was resumed (then it waits for its RNG's reseed).
+pub fn go_line(epoch_secs: u64, seed: &[u8], start: Start) -> String {
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    let how = if start == Start::Resumed { "resumed" } else { "booted" };
+    format!("go {epoch_secs} {hex} {how}")
 }
 
 pub fn kernel_args(kernel: &Path, initrd: &Path) -> Vec<String> {
@@ -101,7 +163,8 @@ pub fn qemu_args(spec: &BootSpec, cfg: &VmConfig) -> Vec<String> {
     [
         accel_args(cfg.accel, &cfg.cpu),
         machine_args(cfg.memory_mb),
-        console_args(),
+        vmgenid_args(),
+        console_args(&spec.share),
         kernel_args(&spec.kernel_image, &spec.initrd),
         share_args(&spec.share),
         pidfile_args(&spec.share),
@@ -142,6 +205,11 @@ pub struct Vm {
     pub kernel_id: String,
     pub release: String,
     pub boot_secs: f64,
+    pub start: Start,
+    /// The guest's kernel reseeds its RNG when resumed (it has vmgenid), so
+    /// its state may be saved (from the pause line).
+    pub reseeds_on_resume: bool,
+    started: Instant,
     session: Option<PtySession>,
     pid: i32,
     share: PathBuf,
@@ -150,53 +218,143 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Starts QEMU and waits for the guest's ready line.
+    /// Boots the guest from its kernel and waits for its ready line.
     pub fn boot(spec: &BootSpec, cfg: &VmConfig) -> Result<Vm, VmError> {
+        let mut vm = Vm::launch(spec, cfg)?;
+        vm.go(cfg.boot_timeout)?;
+        Ok(vm)
+    }
+
+    /// Boots the guest from its kernel up to the point where it waits for the
+    /// host's go line (its state can be saved there).
+    pub fn launch(spec: &BootSpec, cfg: &VmConfig) -> Result<Vm, VmError> {
+        let mut vm = Vm::spawn(spec, cfg, &[])?;
+        let deadline = vm.started + cfg.boot_timeout;
+        let line = vm.wait_marker("CRTEST-PAUSE", deadline)?;
+        vm.reseeds_on_resume = line.split_whitespace().nth(1) == Some("reseeds");
+        Ok(vm)
+    }
+
+    /// Starts QEMU from the saved `state` and waits until the guest runs
+    /// again (still waiting for its go line).
+    pub fn resume(spec: &BootSpec, cfg: &VmConfig, state: &Path, timeout: Duration) -> Result<Vm, VmError> {
+        let mut vm = Vm::spawn(spec, cfg, &incoming_args(state))?;
+        vm.start = Start::Resumed;
+        let deadline = vm.started + timeout;
+        let mut qmp = vm.qmp(deadline)?;
+        loop {
+            let status = match qmp.execute("query-status", None) {
+                Ok(s) => s,
+                Err(e) => return Err(vm.qemu_error(format!("loading the state: {e}"))),
+            };
+            match status["status"].as_str() {
+                Some("inmigrate") if Instant::now() < deadline => std::thread::sleep(MIGRATE_POLL),
+                Some("paused") | Some("postmigrate") | Some("prelaunch") => break,
+                Some("running") => return Ok(vm),
+                other => return Err(vm.boot_error(format!("guest state after loading: {other:?}"))),
+            }
+        }
+        qmp.execute("cont", None).map_err(|e| vm.boot_error(e))?;
+        Ok(vm)
+    }
+
+    /// Saves the state of a guest paused at its go point into `path`, then
+    /// lets it run on.
+    pub fn save_state(&mut self, path: &Path) -> Result<(), VmError> {
+        let deadline = Instant::now() + MIGRATE_TIMEOUT;
+        let mut qmp = self.qmp(deadline)?;
+        let fail = |vm: &Vm, e: String| vm.boot_error(format!("saving the guest state: {e}"));
+        qmp.execute("stop", None).map_err(|e| fail(self, e))?;
+        let saved = migrate(&mut qmp, path, deadline);
+        // Run on either way: a failed save must not cost this guest.
+        qmp.execute("cont", None).map_err(|e| fail(self, e))?;
+        saved.map_err(|e| fail(self, e))?;
+        self.start = Start::Saved;
+        Ok(())
+    }
+
+    /// Sends the go line and waits for the ready line.
+    pub fn go(&mut self, timeout: Duration) -> Result<(), VmError> {
+        let mut seed = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
+            .map_err(|e| VmError::Io(format!("reading host randomness: {e}"), self.kernel_id.clone()))?;
+        let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.send(&go_line(epoch, &seed, self.start))?;
+        let line = self.wait_marker(r"CRTEST-READY", Instant::now() + timeout)?;
+        self.release = line.trim().trim_start_matches("CRTEST-READY").trim().to_string();
+        self.boot_secs = self.started.elapsed().as_secs_f64();
+        Ok(())
+    }
+
+    /// Starts QEMU with `extra` arguments; does not wait for the guest.
+    fn spawn(spec: &BootSpec, cfg: &VmConfig, extra: &[String]) -> Result<Vm, VmError> {
         reaper::install();
         for sub in ["cmd", "out", "in"] {
             std::fs::create_dir_all(spec.share.join(sub)).map_err(|e| VmError::Spawn(e.to_string()))?;
         }
+        let _ = std::fs::remove_file(spec.share.join(PIDFILE));
+        let _ = std::fs::remove_file(spec.share.join(QMP_SOCKET));
         let mut cmd = Command::new("setpriv");
-        cmd.args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"]).args(qemu_args(spec, cfg));
+        cmd.args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"]).args(qemu_args(spec, cfg)).args(extra);
         let started = Instant::now();
         let opts = rexpect::reader::Options::default().timeout_ms(Some(POLL_MS)).strip_ansi_escape_codes(false);
         let mut session = rexpect::session::spawn_with_options(cmd, opts).map_err(|e| VmError::Spawn(e.to_string()))?;
         session.process_mut().set_kill_timeout(Some(2000));
         let pid = read_pidfile(&spec.share.join(PIDFILE)).map_err(VmError::Spawn)?;
         reaper::register(pid);
-        let mut vm = Vm {
+        Ok(Vm {
             kernel_id: spec.kernel_id.clone(),
             release: String::new(),
             boot_secs: 0.0,
+            start: Start::Cold,
+            reseeds_on_resume: false,
+            started,
             session: Some(session),
             pid,
             share: spec.share.clone(),
             console: String::new(),
             next: 0,
+        })
+    }
+
+    /// Waits for a line starting with `marker`, failing on the init's
+    /// `CRTEST-FATAL` line, a timeout or QEMU's exit.
+    fn wait_marker(&mut self, marker: &str, deadline: Instant) -> Result<String, VmError> {
+        let line = match self.expect(&format!(r"({marker}|CRTEST-FATAL)[^\r\n]*[\r\n]"), deadline, "boot") {
+            Ok(l) => l,
+            Err(VmError::Timeout { secs, .. }) => {
+                return Err(self.boot_error(format!("no {marker} line within {secs}s")))
+            }
+            Err(VmError::Exited { .. }) => {
+                return Err(self.boot_error(format!("QEMU exited before the guest printed {marker}")))
+            }
+            Err(e) => return Err(e),
         };
-        let deadline = started + cfg.boot_timeout;
-        let boot_err =
-            |vm: &Vm, why: String| VmError::Boot { kernel: vm.kernel_id.clone(), why, tail: vm.console_tail() };
-        loop {
-            let line = match vm.expect(r"CRTEST-(READY|FATAL)[^\r\n]*[\r\n]", deadline, "boot") {
-                Ok(l) => l,
-                Err(VmError::Timeout { secs, .. }) => {
-                    return Err(boot_err(&vm, format!("no ready line within {secs}s")))
-                }
-                Err(VmError::Exited { .. }) => {
-                    return Err(boot_err(&vm, "QEMU exited before the guest was ready".into()))
-                }
-                Err(e) => return Err(e),
-            };
-            if let Some(rest) = line.trim().strip_prefix("CRTEST-FATAL ") {
-                return Err(boot_err(&vm, format!("guest init step `{rest}` failed")));
-            }
-            if let Some(release) = line.trim().strip_prefix("CRTEST-READY ") {
-                vm.release = release.to_string();
-                vm.boot_secs = started.elapsed().as_secs_f64();
-                return Ok(vm);
-            }
+        match line.trim().strip_prefix("CRTEST-FATAL ") {
+            Some(step) => Err(self.boot_error(format!("guest init step `{step}` failed"))),
+            None => Ok(line),
         }
+    }
+
+    /// A boot error naming QEMU's own last complaint, when it has exited.
+    fn qemu_error(&mut self, fallback: String) -> VmError {
+        let _ = self.expect("\u{0}NEVER", Instant::now() + Duration::from_secs(2), "exit");
+        let said = self.console.lines().rev().find(|l| l.starts_with("qemu-system-x86_64:")).map(str::trim);
+        self.boot_error(said.map_or(fallback, |s| format!("loading the state: {s}")))
+    }
+
+    fn boot_error(&self, why: String) -> VmError {
+        VmError::Boot { kernel: self.kernel_id.clone(), why, tail: self.console_tail() }
+    }
+
+    fn qmp(&self, deadline: Instant) -> Result<Qmp, VmError> {
+        Qmp::connect(&self.share.join(QMP_SOCKET), deadline).map_err(|e| self.boot_error(e))
+    }
+
+    fn send(&mut self, line: &str) -> Result<(), VmError> {
+        let session = self.session.as_mut().expect("session present while VM alive");
+        session.send_line(line).map(|_| ()).map_err(|e| VmError::Io(e.to_string(), self.kernel_id.clone()))
     }
 
     /// Reads console output until `regex` matches or `deadline` passes;
@@ -289,6 +447,22 @@ impl Drop for Vm {
     }
 }
 
+/// Migrates a stopped guest's state into `path` and waits until it is written.
+fn migrate(qmp: &mut Qmp, path: &Path, deadline: Instant) -> Result<(), String> {
+    qmp.execute("migrate", Some(serde_json::json!({ "uri": outgoing_uri(path) })))?;
+    loop {
+        let info = qmp.execute("query-migrate", None)?;
+        match info["status"].as_str() {
+            Some("completed") => return Ok(()),
+            Some("failed") | Some("cancelled") => {
+                return Err(info["error-desc"].as_str().unwrap_or("migration failed").to_string())
+            }
+            _ if Instant::now() > deadline => return Err(format!("not written within {}s", MIGRATE_TIMEOUT.as_secs())),
+            _ => std::thread::sleep(MIGRATE_POLL),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,5 +483,21 @@ mod tests {
         assert!(args.contains("local,id=xfer,path=/s,security_model=none"), "{args}");
         assert!(args.contains("virtio-9p-pci,fsdev=xfer,mount_tag=xfer"), "{args}");
         assert!(args.contains("panic=-1"), "{args}");
+        assert!(args.contains("-qmp unix:/s/qmp.sock,server=on,wait=off"), "{args}");
+        assert!(!args.contains("-incoming"), "{args}");
+        assert!(args.contains("-device vmgenid,guid=auto"), "{args}");
+    }
+
+    #[test]
+    fn saved_states_go_through_quoted_exec_uris() {
+        assert_eq!(incoming_args(Path::new("/c/6.1 x.state")), ["-incoming", "exec:cat '/c/6.1 x.state'"]);
+        assert_eq!(outgoing_uri(Path::new("/c/a.tmp")), "exec:cat > '/c/a.tmp'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn go_line_carries_time_and_seed() {
+        assert_eq!(go_line(1700000000, &[0, 0xab, 0x10], Start::Cold), "go 1700000000 00ab10 booted");
+        assert_eq!(go_line(1, &[1], Start::Resumed), "go 1 01 resumed");
     }
 }

@@ -30,6 +30,8 @@ pub struct KernelInfo {
     /// The engine this kernel's guest ran.
     pub engine: String,
     pub boot_secs: Option<f64>,
+    /// `cold`, `saved` (booted, and saved its state) or `resumed`.
+    pub start: Option<crate::vm::Start>,
     pub console: Option<String>,
 }
 
@@ -40,7 +42,22 @@ pub fn render(results: &Results) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Boot times and console files of the VMs, by kernel.
-pub fn vm_info(vms: &[VmRecord]) -> BTreeMap<String, (Option<f64>, String)> {
-    vms.iter().map(|v| (v.kernel.clone(), (v.boot_secs, format!("vms/{}.console.log", v.kernel)))).collect()
+/// How each kernel's VM started, by kernel.
+#[derive(Debug, Clone)]
+pub struct VmInfo {
+    pub boot_secs: Option<f64>,
+    pub start: Option<crate::vm::Start>,
+    /// The console log file, relative to the output dir.
+    pub console: String,
+}
+
+/// Boot times, start kinds and console files of the VMs, by kernel.
+pub fn vm_info(vms: &[VmRecord]) -> BTreeMap<String, VmInfo> {
+    vms.iter()
+        .map(|v| {
+            let info =
+                VmInfo { boot_secs: v.boot_secs, start: v.start, console: format!("vms/{}.console.log", v.kernel) };
+            (v.kernel.clone(), info)
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 
 use crate::runner::{Event, Reporter};
 use crate::verdict::Status;
+use crate::vm::Start;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -29,7 +30,14 @@ impl Reporter for Progress {
         match event {
             Event::Notice(text) => self.line(&format!("note: {text}")),
             Event::Booting { kernel } => self.line(&format!("boot  {kernel}")),
-            Event::Booted { kernel, release, secs } => self.line(&format!("ready {kernel} ({release}) in {secs:.1}s")),
+            Event::Booted { kernel, release, secs, start } => {
+                let how = match start {
+                    Start::Cold => "booted",
+                    Start::Saved => "booted, state saved",
+                    Start::Resumed => "resumed",
+                };
+                self.line(&format!("ready {kernel} ({release}) in {secs:.1}s, {how}"))
+            }
             Event::BootFailed { kernel, error } => {
                 self.line(&format!("ERROR {kernel} did not boot: {}", error.lines().next().unwrap_or("")))
             }
