@@ -125,7 +125,8 @@ fn guests_resumed_from_one_state_do_not_share_rng_or_clock() {
 /// store of states, which must start as `starts` says.
 fn probe_three_guests(kernel: &str, starts: [Start; 3]) -> Vec<String> {
     let project = Project::load().unwrap();
-    let mut matrix = Matrix::for_pairs(&project.library, "counter", vec![(kernel.into(), kernel.into())]);
+    let mut matrix =
+        Matrix::for_pairs(&project.library, &project.formats, "counter", vec![(kernel.into(), kernel.into())]);
     matrix.memory_mb = 1024;
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let quiet = Progress::new(false);
