@@ -202,11 +202,12 @@ pub fn format_of_version(version: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn engines() -> Vec<crate::engine::EngineSpec> {
-        ["3.17", "4.1", "4.2"]
+    /// Engines `criu-V` speaking format `criu-V`, for each version.
+    pub fn engines_of(versions: &[&str]) -> Vec<crate::engine::EngineSpec> {
+        versions
             .iter()
             .map(|v| crate::engine::EngineSpec {
                 id: format!("criu-{v}"),
@@ -216,6 +217,10 @@ mod tests {
                 tools: vec![],
             })
             .collect()
+    }
+
+    fn engines() -> Vec<crate::engine::EngineSpec> {
+        engines_of(&["3.17", "4.1", "4.2"])
     }
 
     fn load(text: &str) -> Result<Formats, ConfigError> {

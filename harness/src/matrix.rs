@@ -405,17 +405,7 @@ pub(crate) mod tests {
             "versions: [criu-4.1, criu-4.2]\nconverters:\n  - {from: criu-4.2, to: criu-4.1, use: pagemap-nr-pages}\n",
         )
         .unwrap();
-        let engines: Vec<crate::engine::EngineSpec> = ["4.1", "4.2"]
-            .iter()
-            .map(|v| crate::engine::EngineSpec {
-                id: format!("criu-{v}"),
-                suite: "s".into(),
-                package: "criu".into(),
-                format: format!("criu-{v}"),
-                tools: vec![],
-            })
-            .collect();
-        crate::formats::Formats::load(&p, &engines).unwrap()
+        crate::formats::Formats::load(&p, &crate::formats::tests::engines_of(&["4.1", "4.2"])).unwrap()
     }
 
     pub fn matrix(text: &str) -> Result<Matrix, ConfigError> {
