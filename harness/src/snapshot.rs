@@ -87,15 +87,27 @@ fn strip_inode(target: &str) -> String {
     target.to_string()
 }
 
-/// Where the kernel's own mappings were at dump time, per pid. Across
-/// kernels CRIU keeps the old vDSO/vvar as a proxy at those addresses (now
-/// unnamed) and maps the new kernel's elsewhere, so both are left out.
+/// Where the kernel's own mappings were at dump time, per pid, adjacent
+/// ones joined (newer kernels split vvar into `[vvar]` and `[vvar_vclock]`).
+/// Across kernels CRIU keeps the old vDSO/vvar as a proxy at those addresses
+/// (now unnamed, possibly as one mapping) and maps the new kernel's
+/// elsewhere, so both are left out.
 fn kernel_ranges(text: &str) -> Vec<(String, u64, u64)> {
-    text.lines()
+    let mut ranges: Vec<(String, u64, u64)> = text
+        .lines()
         .filter_map(map_parts)
         .filter(|(_, _, _, _, _, path)| KERNEL_MAPPINGS.contains(path))
         .map(|(pid, s, e, ..)| (pid.to_string(), s, e))
-        .collect()
+        .collect();
+    ranges.sort();
+    let mut joined: Vec<(String, u64, u64)> = Vec::new();
+    for (pid, s, e) in ranges {
+        match joined.last_mut() {
+            Some((p, _, end)) if *p == pid && *end == s => *end = e,
+            _ => joined.push((pid, s, e)),
+        }
+    }
+    joined
 }
 
 /// Describes how the state after restore differs from the state at dump.
@@ -157,6 +169,11 @@ mod tests {
         let before = "1 map 7ffd1000-7ffd5000 r--p 00000000 [vvar]\n1 map 7ffd5000-7ffd7000 r-xp 00000000 [vdso]\n1 fd 0 /dev/null\n";
         let after = "1 map 7ffd1000-7ffd5000 r--p 00000000 \n1 map 7ffd5000-7ffd7000 r-xp 00000000 \n1 map 7fe00000-7fe04000 r--p 00000000 [vvar]\n1 fd 0 /dev/null\n";
         assert_eq!(compare(before, after), None);
+        // The proxy may cover a split vvar ([vvar] + [vvar_vclock]) as one mapping.
+        let split = "1 map 7ffd1000-7ffd5000 r--p 00000000 [vvar]\n1 map 7ffd5000-7ffd7000 r--p 00000000 [vvar_vclock]\n1 fd 0 /dev/null\n";
+        let joined =
+            "1 map 7ffd1000-7ffd7000 r--p 00000000 \n1 map 7fe00000-7fe04000 r--p 00000000 [vvar]\n1 fd 0 /dev/null\n";
+        assert_eq!(compare(split, joined), None);
         // An unnamed mapping elsewhere is still a difference.
         let stray = format!("{after}1 map 10000000-10001000 r--p 00000000 \n");
         assert!(compare(before, &stray).unwrap().contains("10000000-10001000"));

@@ -10,13 +10,19 @@ const BASE: &str = "step_ms: 100\ntimeouts: { boot: 240, operation: 240 }\nvm: {
 kernels: [\"6.1\"]\nworkloads: [counter]\nengine: criu-4.2\n";
 
 /// 4.2 -> 4.1 needs `pagemap-nr-pages`; 4.2 -> 3.17 is a chain of two steps
-/// (that converter, then crit-recode). Both restore and pass.
+/// (that converter, then crit-recode, which reports byte equality). Both
+/// restore and pass.
 #[test]
 fn chains_carry_4_2_images_to_older_engines() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = Root::new(&format!(
-        "{BASE}pairs:\n  - {{src: \"6.1\", dst: \"6.1\", dump_engine: criu-4.2, restore_engine: criu-4.1}}\n  - {{src: \"6.1\", dst: \"6.1\", dump_engine: criu-4.2, restore_engine: host}}\n"
+        "{BASE}formats: recode.yaml\npairs:\n  - {{src: \"6.1\", dst: \"6.1\", dump_engine: criu-4.2, restore_engine: criu-4.1}}\n  - {{src: \"6.1\", dst: \"6.1\", dump_engine: criu-4.2, restore_engine: host}}\n"
     ));
+    std::fs::write(
+        root.path().join("recode.yaml"),
+        "versions: [criu-3.17, criu-4.1, criu-4.2]\nconverters:\n  - {from: criu-4.2, to: criu-4.1, use: pagemap-nr-pages}\n  - {from: criu-4.1, to: criu-3.17, use: crit-recode}\n",
+    )
+    .unwrap();
     let out = root.command(&["run", "--matrix", "--out", "out"]).env("CRTEST_KEEP_WORK", "1").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{}\n{stderr}", String::from_utf8_lossy(&out.stdout));
@@ -37,8 +43,10 @@ fn chains_carry_4_2_images_to_older_engines() {
         .map(|s| (s["to"].as_str().unwrap(), s["converter"].as_str().unwrap()))
         .collect();
     assert_eq!(steps, [("criu-4.1", "pagemap-nr-pages"), ("criu-3.17", "crit-recode")]);
+    let note = two["conversion"][1]["note"].as_str().unwrap();
+    assert!(note.contains("byte-identical"), "{note}");
 
-    // `crtest convert` runs the same chain by hand on the kept dump.
+    // `crtest convert` runs the project's chain (identity to 3.17) by hand on the kept dump.
     let work = stderr.lines().find_map(|l| l.strip_prefix("crtest: keeping the run's scratch dir ")).unwrap();
     let dump = std::fs::read_dir(std::path::Path::new(work).join("vm-6.1/out"))
         .unwrap()
@@ -58,7 +66,7 @@ fn chains_carry_4_2_images_to_older_engines() {
     let text = String::from_utf8_lossy(&conv.stdout);
     assert_eq!(conv.status.code(), Some(0), "{text}");
     assert!(text.contains("step 1/2 criu-4.2 -> criu-4.1 (pagemap-nr-pages): ok"), "{text}");
-    assert!(text.contains("step 2/2 criu-4.1 -> criu-3.17 (crit-recode): ok"), "{text}");
+    assert!(text.contains("step 2/2 criu-4.1 -> criu-3.17 (identity): ok"), "{text}");
     assert!(converted.join("inventory.img").is_file());
     // Asking for a step nobody declared names it.
     let none = root.run(&["convert", "--from", "criu-4.2", "--to", "criu-9", dump.to_str().unwrap(), "x"]);
