@@ -6,28 +6,22 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Decodes (`check`, `decode`) or encodes (`encode`) every image of a
-/// directory in one Python process. Pages and tarballs are raw data, not
-/// protobuf images, and are left to the caller.
+/// Decodes (`check`, `decode`) or encodes (`encode`) the named files of a
+/// directory in one Python process: `MODE SRC DST NAME...`. Which files are
+/// images is decided in Rust ([`is_raw`]).
 const SCRIPT: &str = r#"
 import json, os, sys
 import pycriu
-mode, src = sys.argv[1], sys.argv[2]
-dst = sys.argv[3] if len(sys.argv) > 3 else None
-n = 0
-for name in sorted(os.listdir(src)):
+mode, src, dst, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+for name in names:
     path = os.path.join(src, name)
     try:
         if mode == 'encode':
-            if not name.endswith('.json'):
-                continue
             with open(path) as f:
                 img = json.load(f)
             with open(os.path.join(dst, name[:-5]), 'wb') as f:
                 pycriu.images.dump(img, f)
         else:
-            if not name.endswith('.img') or name.startswith('pages-') or name.endswith('.tar.gz.img'):
-                continue
             with open(path, 'rb') as f:
                 img = pycriu.images.load(f)
             if mode == 'decode':
@@ -36,13 +30,34 @@ for name in sorted(os.listdir(src)):
     except Exception as e:
         sys.stderr.write('%s: %s: %s\n' % (name, type(e).__name__, e))
         sys.exit(1)
-    n += 1
-print(n)
+print(len(names))
 "#;
 
-/// Whether an image file is raw data that crit does not decode.
+/// The crit of every format in `formats`, each fetched once.
+pub fn for_formats(
+    formats: impl IntoIterator<Item = String>,
+    engines: &[crate::engine::EngineSpec],
+    cache: &Path,
+    log: &dyn Fn(&str),
+) -> Result<std::collections::BTreeMap<String, Crit>> {
+    let wanted: std::collections::BTreeSet<String> = formats.into_iter().collect();
+    wanted.into_iter().map(|f| Ok((f.clone(), Crit::for_format(&f, engines, cache, log)?))).collect()
+}
+
+/// Whether an image file is raw data that crit does not decode: pages,
+/// tarballs, anything not named `*.img`.
 pub fn is_raw(name: &str) -> bool {
     name.starts_with("pages-") || name.ends_with(".tar.gz.img") || !name.ends_with(".img")
+}
+
+/// The file names in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        names.push(e?.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +127,7 @@ impl Crit {
         found.pop()
     }
 
-    fn python(&self, args: &[&Path], mode: &str) -> Result<Command> {
+    fn python(&self, mode: &str, src: &Path, dst: &Path, names: &[String]) -> Result<Command> {
         let loader = self
             .resolve("usr/lib64/ld-linux-x86-64.so.2")
             .or_else(|| self.resolve("lib64/ld-linux-x86-64.so.2"))
@@ -129,7 +144,9 @@ impl Crit {
             .arg("-c")
             .arg(SCRIPT)
             .arg(mode)
-            .args(args)
+            .arg(src)
+            .arg(dst)
+            .args(names)
             .env("PYTHONHOME", self.root.join("usr"))
             .env("PYTHONPATH", self.root.join("usr/lib/python3/dist-packages"))
             .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -139,9 +156,14 @@ impl Crit {
 
     /// Runs the script; an image crit rejects is `Rejected` (the images are
     /// at fault), anything else is `Tool` (crtest's or the tree's fault).
-    fn run(&self, mode: &str, args: &[&Path]) -> Result<usize, CritError> {
+    fn run(&self, mode: &str, src: &Path, dst: &Path) -> Result<usize, CritError> {
         let tool = |e: anyhow::Error| CritError::Tool(format!("crit of {}: {e:#}", self.format));
-        let out = self.python(args, mode).map_err(tool)?.output().map_err(|e| tool(e.into()))?;
+        let names: Vec<String> = file_names(src)
+            .map_err(tool)?
+            .into_iter()
+            .filter(|n| if mode == "encode" { n.ends_with(".img.json") } else { !is_raw(n) })
+            .collect();
+        let out = self.python(mode, src, dst, &names).map_err(tool)?.output().map_err(|e| tool(e.into()))?;
         let err = String::from_utf8_lossy(&out.stderr);
         let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
         match out.status.code() {
@@ -158,16 +180,16 @@ impl Crit {
     /// Decodes every image of `dir`; returns how many, or the first that
     /// does not decode with crit's own words.
     pub fn check(&self, dir: &Path) -> Result<usize, CritError> {
-        self.run("check", &[dir])
+        self.run("check", dir, Path::new("-"))
     }
 
     /// Every image of `dir` as `NAME.img.json` in `out`.
     pub fn decode(&self, dir: &Path, out: &Path) -> Result<usize> {
-        Ok(self.run("decode", &[dir, out])?)
+        Ok(self.run("decode", dir, out)?)
     }
 
     /// Every `NAME.img.json` of `dir` as `NAME.img` in `out`.
     pub fn encode(&self, dir: &Path, out: &Path) -> Result<usize> {
-        Ok(self.run("encode", &[dir, out])?)
+        Ok(self.run("encode", dir, out)?)
     }
 }

@@ -472,45 +472,15 @@ fn convert(
     anyhow::ensure!(input.is_dir(), "{}: expected an image directory", input.display());
     anyhow::ensure!(!output.exists(), "{}: already exists; crtest convert writes a new directory", output.display());
     let specs = formats.chain(from, to).map_err(anyhow::Error::msg)?;
-    let cache = crtest::fsutil::cache_dir();
     let log = |m: &str| eprintln!("note: {m}");
-    let mut crits = std::collections::BTreeMap::new();
-    for f in specs.iter().flat_map(|s| [&s.from, &s.to]) {
-        if !crits.contains_key(f) {
-            crits.insert(f.clone(), crtest::crit::Crit::for_format(f, &project.engines, &cache, &log)?);
-        }
-    }
-    let mut steps = Vec::new();
-    for s in &specs {
-        let converter = convert::build(s, &crits)?;
-        steps.push(convert::Step {
-            from: s.from.clone(),
-            to: s.to.clone(),
-            converter,
-            check: crits.get(&s.to).cloned(),
-        });
-    }
-    if steps.is_empty() {
-        steps.push(convert::Step {
-            from: from.into(),
-            to: to.into(),
-            converter: Box::new(convert::Identity),
-            check: None,
-        });
-    }
+    let needed = specs.iter().flat_map(|s| [s.from.clone(), s.to.clone()]);
+    let crits = crtest::crit::for_formats(needed, &project.engines, &crtest::fsutil::cache_dir(), &log)?;
+    let steps = convert::steps(&specs, (from, to), Box::new(convert::Identity), &crits)?;
     let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let scratch = tempfile::Builder::new().prefix(".crtest-convert-").tempdir_in(parent)?;
     let records = convert::run_chain(&steps, input, scratch.path(), &scratch.path().join("out"));
     for (i, r) in records.iter().enumerate() {
-        let status = if r.ok {
-            "ok"
-        } else if r.broken {
-            "ERROR"
-        } else {
-            "FAIL"
-        };
-        let checked = r.checked.map(|n| format!(", {n} images decode with {}'s crit", r.to)).unwrap_or_default();
-        println!("step {}/{} {}: {status} in {:.2}s{checked}", i + 1, steps.len(), r.label(), r.secs);
+        println!("{}", r.summary(i + 1, steps.len()));
         for line in r.note.iter().chain(r.message.iter()) {
             println!("    {line}");
         }

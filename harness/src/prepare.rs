@@ -124,19 +124,8 @@ pub fn crits(
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, crate::crit::Crit>> {
     let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
-    let mut formats = std::collections::BTreeSet::new();
-    for c in plan.runnable() {
-        let format = |kind: &str| matrix.formats.of_engine(crate::plan::engine_of(matrix, kind));
-        if let (Some(a), Some(b)) = (format(&c.src_kind()), format(&c.dst_kind())) {
-            for step in matrix.formats.chain(&a, &b).unwrap_or_default() {
-                formats.extend([step.from, step.to]);
-            }
-        }
-    }
-    formats
-        .into_iter()
-        .map(|f| Ok((f.clone(), crate::crit::Crit::for_format(&f, &project.engines, cache, &log)?)))
-        .collect()
+    let needed = plan.runnable().flat_map(|c| crate::plan::chain_of(matrix, c)).flat_map(|s| [s.from, s.to]);
+    crate::crit::for_formats(needed, &project.engines, cache, &log)
 }
 
 /// The image QEMU boots per kernel: the PVH-bootable vmlinux cut out of a

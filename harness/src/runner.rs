@@ -665,26 +665,11 @@ impl Runner<'_> {
             (a, b) => (format(a)?, format(b)?),
         };
         let specs = formats.chain(&from, &to).map_err(anyhow::Error::msg)?;
-        if specs.is_empty() {
-            let converter: Box<dyn Converter> = match &self.setup.converter_command {
-                None => Box::new(convert::Identity),
-                Some(c) => Box::new(convert::External { command: c.clone() }),
-            };
-            let check = self.setup.crits.get(&from).cloned().filter(|_| converter.under_test());
-            return Ok(vec![convert::Step { from: from.clone(), to, converter, check }]);
-        }
-        specs
-            .iter()
-            .map(|s| {
-                let converter = convert::build(s, &self.setup.crits)?;
-                Ok(convert::Step {
-                    from: s.from.clone(),
-                    to: s.to.clone(),
-                    converter,
-                    check: self.setup.crits.get(&s.to).cloned(),
-                })
-            })
-            .collect()
+        let within: Box<dyn Converter> = match &self.setup.converter_command {
+            None => Box::new(convert::Identity),
+            Some(c) => Box::new(convert::External { command: c.clone() }),
+        };
+        convert::steps(&specs, (&from, &to), within, &self.setup.crits)
     }
 
     fn restore(&self, kernel: &str, cell: &Cell, op: &OpPaths, dump: &OpRecord) -> StageRecord {

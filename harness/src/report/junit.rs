@@ -47,15 +47,7 @@ fn steps(c: &CellResult) -> String {
     let n = c.conversion.len();
     let mut out = String::new();
     for (i, s) in c.conversion.iter().enumerate() {
-        let status = match (s.ok, s.broken) {
-            (true, _) => "ok",
-            (false, true) => "ERROR",
-            (false, false) => "FAIL",
-        };
-        out.push_str(&format!("convert step {}/{n} {}: {status} in {:.2}s", i + 1, s.label(), s.secs));
-        if let Some(k) = s.checked {
-            out.push_str(&format!(", {k} images decode with {}'s crit", s.to));
-        }
+        out.push_str(&format!("convert {}", s.summary(i + 1, n)));
         for m in s.note.iter().chain(s.message.iter()) {
             out.push_str(&format!("; {m}"));
         }
