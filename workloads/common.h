@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -634,6 +635,29 @@ static inline int fdinfo_field(int fd, const char *key, char *out, size_t outsz)
 		p = e + 1;
 	}
 	return -1;
+}
+
+/* Entries of /proc/locks for fd's file of the given kind (FLOCK, POSIX,
+ * OFDLCK) and, unless rw is NULL, access (READ, WRITE). */
+static inline int proc_locks(int fd, const char *kind, const char *rw)
+{
+	static char buf[65536];
+	struct stat st;
+	char *line;
+	int count = 0;
+
+	if (fstat(fd, &st) || read_text("/proc/locks", buf, sizeof(buf)) < 0)
+		die("fstat or /proc/locks");
+	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char k[16], a[16];
+		unsigned maj, min;
+		unsigned long ino;
+
+		if (sscanf(line, "%*d: %15s %*s %15s %*d %x:%x:%lu", k, a, &maj, &min, &ino) == 5 && !strcmp(k, kind) &&
+		    (!rw || !strcmp(a, rw)) && ino == st.st_ino && maj == major(st.st_dev) && min == minor(st.st_dev))
+			count++;
+	}
+	return count;
 }
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

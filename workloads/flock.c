@@ -13,7 +13,6 @@
 #include "common.h"
 
 #include <sys/file.h>
-#include <sys/sysmacros.h>
 
 static int xopen(const char *rel)
 {
@@ -47,29 +46,6 @@ static const char *probe(const char *rel)
 		state = "ex";
 	close(fd); /* drops the probe's own lock, if any */
 	return state;
-}
-
-/* Number of FLOCK entries in /proc/locks for fd's file, of the given type. */
-static int proc_locks(int fd, const char *type)
-{
-	static char buf[65536];
-	struct stat st;
-	char *line;
-	int count = 0;
-
-	if (fstat(fd, &st) || read_text("/proc/locks", buf, sizeof(buf)) < 0)
-		die("fstat or /proc/locks");
-	for (line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		char kind[16], mode[16], rw[16];
-		unsigned maj, min;
-		unsigned long ino;
-
-		if (sscanf(line, "%*d: %15s %15s %15s %*d %x:%x:%lu", kind, mode, rw, &maj, &min, &ino) == 6 &&
-		    !strcmp(kind, "FLOCK") && !strcmp(rw, type) && ino == st.st_ino && maj == major(st.st_dev) &&
-		    min == minor(st.st_dev))
-			count++;
-	}
-	return count;
 }
 
 int main(int argc, char **argv)
@@ -115,8 +91,9 @@ int main(int argc, char **argv)
 	check(!strcmp(probe("flock.a"), "ex") && !strcmp(probe("flock.b"), "sh") && !strcmp(probe("flock.d"), d_mode),
 	      "lock states differ at the end");
 	check(!strcmp(probe("flock.c"), "ex"), "the child's lock on the shared OFD did not outlive it");
-	check(proc_locks(a, "WRITE") == 1 && proc_locks(b1, "READ") == 2 && proc_locks(c, "WRITE") == 1 &&
-		      proc_locks(d, !strcmp(d_mode, "ex") ? "WRITE" : "READ") == 1,
+	check(proc_locks(a, "FLOCK", "WRITE") == 1 && proc_locks(b1, "FLOCK", "READ") == 2 &&
+		      proc_locks(c, "FLOCK", "WRITE") == 1 &&
+		      proc_locks(d, "FLOCK", !strcmp(d_mode, "ex") ? "WRITE" : "READ") == 1,
 	      "/proc/locks lists other flock entries than expected");
 	/* Our own OFDs still own their locks: unlocking a frees the file. */
 	xflock(a, LOCK_UN, "a");
