@@ -22,6 +22,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match dispatch(cli.command) {
         Ok(code) => code,
+        Err(_) if crtest::reaper::interrupted() => crtest::reaper::EXIT_INTERRUPTED,
         Err(e) => {
             eprintln!("crtest: error: {e:#}");
             2

@@ -6,12 +6,26 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 static CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 /// Scratch and staging directories removed when a run is interrupted.
 static SCRATCH: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
+/// Set first thing on Ctrl-C/SIGTERM: the run's threads go on until the
+/// process exits, and must not recreate the scratch being removed or commit
+/// results.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// How long an interrupted run gets to unwind and clean up by itself.
+const UNWIND_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Exit status of an interrupted crtest (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 pub fn register(pid: i32) {
     CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).insert(pid);
@@ -42,12 +56,17 @@ pub fn kill_all() {
 pub fn install() {
     INSTALL.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             kill_all();
+            eprintln!("crtest: interrupted; all VMs killed");
+            // The run now fails fast and its scratch and staging dirs go with
+            // their owners; if it is stuck elsewhere (a download), remove
+            // them here and leave.
+            std::thread::sleep(UNWIND_GRACE);
             for dir in SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            eprintln!("crtest: interrupted; all VMs killed");
-            std::process::exit(130);
+            std::process::exit(EXIT_INTERRUPTED);
         });
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

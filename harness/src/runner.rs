@@ -249,6 +249,9 @@ impl Runner<'_> {
                 Slot::Down(why) => Err(why.clone()),
             };
         }
+        if crate::reaper::interrupted() {
+            return Err("crtest was interrupted".into());
+        }
         self.reporter.event(&Event::Booting { kernel: kernel.into() });
         let k = &self.setup.kernels[kernel];
         let spec = BootSpec {
@@ -293,6 +296,9 @@ impl Runner<'_> {
         let handle = self.slot(kernel);
         let mut guard = handle.lock().unwrap();
         let (slot, _) = guard.as_mut().ok_or("VM not booted")?;
+        if crate::reaper::interrupted() {
+            return Err("crtest was interrupted".into());
+        }
         let vm = match slot {
             Slot::Up(vm) => vm,
             Slot::Down(why) => return Err(format!("VM unusable: {}", first_line(why))),
@@ -607,8 +613,13 @@ impl Runner<'_> {
         let src = dump.out.as_ref().expect("ok dump has a dir");
         let dst = self.work.join(format!("vm-{kernel}")).join("in").join(&restore_op.id);
         let t = Instant::now();
-        let copied =
-            std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")));
+        // An interrupted run's scratch is being removed: do not recreate it.
+        let copied = match crate::reaper::interrupted() {
+            true => Err(std::io::Error::other("crtest was interrupted")),
+            false => {
+                std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")))
+            }
+        };
         let secs = t.elapsed().as_secs_f64();
         if let Err(e) = copied {
             let rec = StageRecord {
@@ -793,6 +804,9 @@ impl Runner<'_> {
         dump: &OpRecord,
         restored: &Path,
     ) -> Option<String> {
+        if crate::reaper::interrupted() {
+            return None;
+        }
         let rel = format!("cells/{}/{}--{}", cell.workload, cell.src_kind(), cell.dst_kind());
         let dir = root.join(&rel);
         std::fs::create_dir_all(&dir).ok()?;

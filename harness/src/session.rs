@@ -139,6 +139,8 @@ pub fn execute(
     let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
     reaper::scratch(work.path());
     let out = runner::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
+    // Cells cut short by Ctrl-C are not results; scratch and staging go on drop.
+    anyhow::ensure!(!reaper::interrupted(), "interrupted: no results written");
     if std::env::var_os("CRTEST_KEEP_WORK").is_some() {
         eprintln!("crtest: keeping the run's scratch dir {}", work.keep().display());
     }

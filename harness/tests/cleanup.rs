@@ -38,4 +38,11 @@ fn interrupt_kills_every_qemu() {
     let left = processes_mentioning(&marker);
     assert!(left.is_empty(), "QEMU survived crtest: {left:?}");
     assert!(!root.out().join("results.json").exists(), "an interrupted run must not leave results");
+    // Nor its scratch (the guests' shares) or a staging dir of half-written results.
+    let stray: Vec<_> = std::fs::read_dir(&scratch).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(stray.is_empty(), "left in TMPDIR: {stray:?}");
+    if let Ok(out) = std::fs::read_dir(root.out()) {
+        let staged: Vec<_> = out.map(|e| e.unwrap().file_name()).collect();
+        assert!(staged.is_empty(), "left in the output dir: {staged:?}");
+    }
 }

@@ -22,11 +22,13 @@ impl Staging {
     }
 
     pub fn write(&self, name: &str, data: &[u8]) -> Result<()> {
+        anyhow::ensure!(!crate::reaper::interrupted(), "interrupted: results not written");
         fsutil::write_atomic(&self.dir.join(name), data)
     }
 
     /// Moves staged entries into the output dir; `last` go last, in order.
     pub fn commit(self, last: &[&str]) -> Result<()> {
+        anyhow::ensure!(!crate::reaper::interrupted(), "interrupted: results not written");
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
