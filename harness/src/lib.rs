@@ -29,6 +29,7 @@ pub mod report;
 pub mod runner;
 pub mod session;
 pub mod snapshot;
+pub mod tool;
 pub mod verdict;
 pub mod virtme;
 pub mod vm;

@@ -14,11 +14,44 @@ use crtest::session;
 use crtest::verdict::Status;
 use std::path::PathBuf;
 
+/// `println!` for stdout that ends the process quietly when the reader has
+/// gone (`crtest plan | head`), instead of panicking on the broken pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            stdout_failed(e);
+        }
+    }};
+}
+
+/// `print!` counterpart of [`say!`].
+#[allow(unused_macros)]
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = write!(out, $($arg)*).and_then(|_| out.flush()) {
+            stdout_failed(e);
+        }
+    }};
+}
+
+/// A reader that went away ends crtest quietly; any other write error is reported.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        crtest::reaper::kill_all();
+        std::process::exit(0);
+    }
+    eprintln!("crtest: error: writing to stdout: {e}");
+    std::process::exit(2);
+}
+
 fn main() {
-    // Output piped into `head` ends quietly, like other command-line tools.
-    // SAFETY: set once at start, before any thread exists.
-    let _ =
-        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    // SIGPIPE stays ignored (Rust's default): a child tool that exits early
+    // must give crtest an EPIPE to report, never kill it. Output piped into
+    // `head` ends quietly through `say!` instead.
     let cli = Cli::parse();
     let code = match dispatch(cli.command) {
         Ok(code) => code,
@@ -93,7 +126,7 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
-    println!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
+    say!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
     Ok(done.summary.exit_code())
 }
 
@@ -164,7 +197,7 @@ fn cell(args: CellArgs) -> Result<i32> {
             return Ok(SKIP);
         }
     };
-    println!("{status} {id}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") });
+    say!("{status} {id}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") });
     Ok(match status {
         Status::Pass => 0,
         Status::Fail => 1,
@@ -225,12 +258,12 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
         }
         skip.map_or(Probe::Good, Probe::Skip)
     };
-    let mut log = |line: &str| println!("bisect: {line}");
+    let mut log = |line: &str| say!("bisect: {line}");
     match bisect::bisect(&axis, &args.good, &args.bad, &mut probe, &mut log) {
         Ok(found) => {
-            println!("first bad: {}\n  evidence: {}\nlast good: {}", found.first_bad, found.evidence, found.last_good);
+            say!("first bad: {}\n  evidence: {}\nlast good: {}", found.first_bad, found.evidence, found.last_good);
             if !found.skipped.is_empty() {
-                println!("untestable in between: {}", found.skipped.join(", "));
+                say!("untestable in between: {}", found.skipped.join(", "));
             }
             Ok(0)
         }
@@ -265,19 +298,21 @@ fn bench(args: &BenchArgs) -> Result<i32> {
         (&ready.kernels[kernel], &ready.images[kernel], &ready.engines[kernel], ready.accel);
     let cfg = session::vm_config(&matrix, accel);
     let cache = fsutil::cache_dir();
-    println!(
+    say!(
         "crtest bench: kernel {kernel} ({}), {}, accel {accel:?}, {} MiB guests, {runs} runs each",
-        k.release, engine.id, cfg.memory_mb
+        k.release,
+        engine.id,
+        cfg.memory_mb
     );
-    println!("{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max");
+    say!("{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max");
     let bz = crtest::bench::boot_times(k, &k.vmlinuz, image, &cfg, runs)?;
-    println!("{}", line("boot to ready (bzImage)", &bz));
+    say!("{}", line("boot to ready (bzImage)", &bz));
     let pvh_image = crtest::kernel::pvh::vmlinux(&k.vmlinuz)?;
     let pvh = match &pvh_image {
         Some(p) => crtest::bench::boot_times(k, p, image, &cfg, runs)?,
         None => vec![],
     };
-    println!("{}", line("boot to ready (PVH)", &pvh));
+    say!("{}", line("boot to ready (PVH)", &pvh));
     let resumed = match args.resume {
         true => {
             let store = crtest::vmstate::Store::in_cache(&cache);
@@ -287,14 +322,14 @@ fn bench(args: &BenchArgs) -> Result<i32> {
         false => vec![],
     };
     if args.resume {
-        println!("{}", line("ready (resumed)", &resumed));
+        say!("{}", line("ready (resumed)", &resumed));
     }
     let virtme = match args.vs_virtme {
         true => crtest::bench::virtme_times(k, &cache, runs)?,
         false => vec![],
     };
     if args.vs_virtme {
-        println!("{}", line("virtme-ng run (wall)", &virtme));
+        say!("{}", line("virtme-ng run (wall)", &virtme));
     }
     let (mut dump, mut restore, mut finish, mut cell) = (vec![], vec![], vec![], vec![]);
     for run in 0..runs {
@@ -316,18 +351,18 @@ fn bench(args: &BenchArgs) -> Result<i32> {
         finish.push(secs(crtest::verdict::Stage::Finish));
         cell.push(done.wall_secs);
     }
-    println!("{}", line("dump (wait + criu dump)", &dump));
-    println!("{}", line("restore (criu restore)", &restore));
-    println!("{}", line("finish (run to the end)", &finish));
-    println!("{}", line(&format!("whole cell {workload} {kernel}->{kernel}"), &cell));
-    println!("{}", ratio("PVH / bzImage boot", &pvh, &bz));
+    say!("{}", line("dump (wait + criu dump)", &dump));
+    say!("{}", line("restore (criu restore)", &restore));
+    say!("{}", line("finish (run to the end)", &finish));
+    say!("{}", line(&format!("whole cell {workload} {kernel}->{kernel}"), &cell));
+    say!("{}", ratio("PVH / bzImage boot", &pvh, &bz));
     if args.resume {
-        println!("{}", ratio("resumed / PVH boot", &resumed, &pvh));
+        say!("{}", ratio("resumed / PVH boot", &resumed, &pvh));
     }
     if args.vs_virtme {
-        println!("{}", ratio("PVH boot / virtme-ng", &pvh, &virtme));
+        say!("{}", ratio("PVH boot / virtme-ng", &pvh, &virtme));
         if args.resume {
-            println!("{}", ratio("resumed / virtme-ng", &resumed, &virtme));
+            say!("{}", ratio("resumed / virtme-ng", &resumed, &virtme));
         }
     }
     Ok(0)
@@ -356,7 +391,7 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
     let summary = crtest::report::Summary::of(&cells);
-    println!("{grid}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
+    say!("{grid}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
     Ok(summary.exit_code())
 }
 
@@ -366,7 +401,7 @@ fn compare(baseline: &std::path::Path, new: &std::path::Path) -> Result<i32> {
         Ok(crtest::merge::load_dir(&dir)?.1)
     };
     let cmp = crtest::compare::compare(&load(baseline)?, &load(new)?);
-    println!("{}", cmp.render());
+    say!("{}", cmp.render());
     Ok(if cmp.regressed() { 1 } else { 0 })
 }
 
@@ -374,7 +409,7 @@ fn plan(select: Select, format: &str) -> Result<i32> {
     let project = Project::load()?;
     let (matrix, plan) = load_plan(&project, &select)?;
     match format {
-        "json" => println!("{}", serde_json::to_string_pretty(&plan)?),
+        "json" => say!("{}", serde_json::to_string_pretty(&plan)?),
         "text" => {
             for c in &plan.cells {
                 let chain: Vec<String> = crtest::plan::chain_of(&matrix, c)
@@ -382,10 +417,10 @@ fn plan(select: Select, format: &str) -> Result<i32> {
                     .map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name()))
                     .collect();
                 let via = if chain.is_empty() { String::new() } else { format!("  via {}", chain.join(", ")) };
-                println!("{}{via}{}", c.id, c.skip.as_ref().map(|s| format!("  SKIP: {s}")).unwrap_or_default());
+                say!("{}{via}{}", c.id, c.skip.as_ref().map(|s| format!("  SKIP: {s}")).unwrap_or_default());
             }
             let runnable = plan.runnable().count();
-            println!(
+            say!(
                 "{} cells ({runnable} runnable): {} boots (one guest per kernel, or KERNEL@ENGINE, serves all its \
 operations), {} reference runs, {} dumps, {runnable} restores",
                 plan.cells.len(),
@@ -402,14 +437,14 @@ operations), {} reference runs, {} dumps, {runnable} restores",
 fn kernels_list() -> Result<i32> {
     let project = Project::load()?;
     let cache = fsutil::cache_dir();
-    println!("{:<10} {:<8} {:<28} SOURCE", "ID", "VERSION", "CACHED RELEASE");
+    say!("{:<10} {:<8} {:<28} SOURCE", "ID", "VERSION", "CACHED RELEASE");
     for spec in &project.catalog.kernels {
         let cached = fetch::cached(&cache, spec).map(|k| k.release).unwrap_or_else(|| "(not cached)".into());
         let source = match &spec.source {
             crtest::kernel::Source::Debian { suite, packages } => format!("debian {suite}: {}", packages.join(" ")),
             crtest::kernel::Source::Local(l) => format!("local {}", l.bzimage.display()),
         };
-        println!("{:<10} {:<8} {:<28} {source}", spec.id, spec.version.to_string(), cached);
+        say!("{:<10} {:<8} {:<28} {source}", spec.id, spec.version.to_string(), cached);
     }
     Ok(0)
 }
@@ -420,7 +455,7 @@ fn kernels_fetch(ids: Vec<String>) -> Result<i32> {
     let progress = Progress::new(true);
     let kernels = prepare::kernels(&project, &ids, &fsutil::cache_dir(), &progress)?;
     for (id, k) in kernels {
-        println!("{id}: {} ({})", k.release, k.vmlinuz.display());
+        say!("{id}: {} ({})", k.release, k.vmlinuz.display());
     }
     Ok(0)
 }
@@ -436,23 +471,23 @@ fn load_formats(project: &Project, file: Option<&std::path::Path>) -> Result<crt
 fn formats_list(file: Option<&std::path::Path>) -> Result<i32> {
     let project = Project::load()?;
     let formats = load_formats(&project, file)?;
-    println!("formats (oldest first) from {}:", formats.path.display());
+    say!("formats (oldest first) from {}:", formats.path.display());
     for v in &formats.versions {
         let engines: Vec<&str> =
             formats.engine_formats.iter().filter(|(_, f)| *f == v).map(|(e, _)| e.as_str()).collect();
-        println!("  {v:<12} written by {}", if engines.is_empty() { "-".into() } else { engines.join(", ") });
+        say!("  {v:<12} written by {}", if engines.is_empty() { "-".into() } else { engines.join(", ") });
     }
     if let Some(host) = formats.of_engine(crtest::engine::HOST) {
-        println!("  (the host's criu writes {host})");
+        say!("  (the host's criu writes {host})");
     }
-    println!("converters:");
+    say!("converters:");
     for s in &formats.steps {
-        println!("  {:<12} -> {:<12} {}", s.from, s.to, s.using.name());
+        say!("  {:<12} -> {:<12} {}", s.from, s.to, s.using.name());
     }
     for pair in formats.versions.windows(2) {
         for (a, b) in [(&pair[0], &pair[1]), (&pair[1], &pair[0])] {
             if !formats.steps.iter().any(|s| &s.from == a && &s.to == b) {
-                println!("  {a:<12} -> {b:<12} (none: cells needing this step are skipped)");
+                say!("  {a:<12} -> {b:<12} (none: cells needing this step are skipped)");
             }
         }
     }
@@ -481,15 +516,15 @@ fn convert(
     let scratch = tempfile::Builder::new().prefix(".crtest-convert-").tempdir_in(parent)?;
     let records = convert::run_chain(&steps, input, scratch.path(), &scratch.path().join("out"));
     for (i, r) in records.iter().enumerate() {
-        println!("{}", r.summary(i + 1, steps.len()));
+        say!("{}", r.summary(i + 1, steps.len()));
         for line in r.note.iter().chain(r.message.iter()) {
-            println!("    {line}");
+            say!("    {line}");
         }
     }
     if records.len() == steps.len() && records.iter().all(|r| r.ok) {
         std::fs::rename(scratch.path().join("out"), output)
             .with_context(|| format!("moving the converted images to {}", output.display()))?;
-        println!("converted {} ({from}) into {} ({to})", input.display(), output.display());
+        say!("converted {} ({from}) into {} ({to})", input.display(), output.display());
         return Ok(0);
     }
     Ok(if records.iter().any(|r| r.broken) { 2 } else { 1 })
@@ -498,8 +533,8 @@ fn convert(
 fn workloads_list() -> Result<i32> {
     let project = Project::load()?;
     for w in &project.library.workloads {
-        println!("{:<16} {}", w.name, w.summary);
-        println!("{:<16} exercises: {}", "", w.exercises.join(", "));
+        say!("{:<16} {}", w.name, w.summary);
+        say!("{:<16} exercises: {}", "", w.exercises.join(", "));
         let mut needs = Vec::new();
         if let Some(k) = &w.min_kernel {
             needs.push(format!("kernel >= {k}"));
@@ -508,12 +543,12 @@ fn workloads_list() -> Result<i32> {
         needs.extend(w.dump_opts.iter().map(|o| format!("dump {o}")));
         needs.extend(w.restore_opts.iter().map(|o| format!("restore {o}")));
         for g in &w.known_gaps {
-            println!("{:<16} known gap of {}: {}", "", g.formats.join(", "), g.reason);
+            say!("{:<16} known gap of {}: {}", "", g.formats.join(", "), g.reason);
         }
         if !needs.is_empty() {
-            println!("{:<16} needs: {}", "", needs.join(", "));
+            say!("{:<16} needs: {}", "", needs.join(", "));
         }
     }
-    println!("{} workloads", project.library.workloads.len());
+    say!("{} workloads", project.library.workloads.len());
     Ok(0)
 }

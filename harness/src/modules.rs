@@ -5,7 +5,7 @@
 //! compressed (`.ko.xz`, `.ko.zst`); the guest gets them decompressed so
 //! busybox `insmod` can load them on every kernel.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,14 +77,7 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
         Some("gz") => "gzip",
         _ => return std::fs::read(path).with_context(|| format!("reading {}", path.display())),
     };
-    let out = Command::new(tool)
-        .arg("-dc")
-        .arg(path)
-        .output()
-        .with_context(|| format!("running {tool} to decompress {}", path.display()))?;
-    if !out.status.success() {
-        bail!("{tool} -dc {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
+    let out = crate::tool::output(Command::new(tool).arg("-dc").arg(path), &format!("{tool} -dc {}", path.display()))?;
     Ok(out.stdout)
 }
 

@@ -141,12 +141,15 @@ pub fn boot_images(
         let packaged = catalog
             .get(crate::plan::kernel_of(id))
             .is_some_and(|s| matches!(s.source, crate::kernel::Source::Debian { .. }));
-        let image = match (pvh && packaged).then(|| crate::kernel::pvh::vmlinux(&k.vmlinuz)).transpose()? {
-            Some(Some(vmlinux)) => vmlinux,
-            Some(None) => {
-                reporter.event(&Event::Notice(format!("kernel {id} has no PVH entry point: booting its bzImage")));
-                k.vmlinuz.clone()
-            }
+        let notice = |why: String| {
+            reporter.event(&Event::Notice(format!("kernel {id}: {why}: booting its bzImage")));
+            k.vmlinuz.clone()
+        };
+        let image = match (pvh && packaged).then(|| crate::kernel::pvh::vmlinux(&k.vmlinuz)) {
+            Some(Ok(Some(vmlinux))) => vmlinux,
+            Some(Ok(None)) => notice("no PVH entry point".into()),
+            // PVH only saves boot time: any trouble cutting the ELF out is a notice, never the end of the run.
+            Some(Err(e)) => notice(format!("extracting the PVH kernel failed ({e:#})")),
             None => k.vmlinuz.clone(),
         };
         out.insert(id.clone(), image);

@@ -140,10 +140,7 @@ impl PrivateApt {
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
-        let out = cmd.output().with_context(|| format!("running {tool}"))?;
-        if !out.status.success() {
-            bail!("{tool} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-        }
+        let out = crate::tool::output(&mut cmd, &format!("{tool} {}", args.join(" ")))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 

@@ -87,10 +87,8 @@ fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -
 }
 
 fn extract_deb(deb: &Path, into: &Path) -> Result<()> {
-    let out = Command::new("dpkg-deb").arg("-x").arg(deb).arg(into).output().context("running dpkg-deb")?;
-    if !out.status.success() {
-        bail!("dpkg-deb -x {} failed: {}", deb.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
+    let mut cmd = Command::new("dpkg-deb");
+    crate::tool::output(cmd.arg("-x").arg(deb).arg(into), &format!("dpkg-deb -x {}", deb.display()))?;
     Ok(())
 }
 
