@@ -160,7 +160,9 @@ fn one_cell(
     }
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let done = session::execute(project, &matrix, &plan, opts, &Progress::new(false))?;
-    let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("the run produced no cell"))?;
+    // The plan may hold the cell's control too (its source kind's diagonal).
+    let c =
+        done.cells.iter().find(|c| !c.cell.control_only).ok_or_else(|| anyhow::anyhow!("the run produced no cell"))?;
     Ok((c.status, c.cell.id.clone(), c.reason.clone().unwrap_or_default()))
 }
 
@@ -201,7 +203,8 @@ fn cell(args: CellArgs) -> Result<i32> {
     Ok(match status {
         Status::Pass => 0,
         Status::Fail => 1,
-        Status::Error | Status::Skip => SKIP,
+        // A cell whose control failed too says nothing about this revision.
+        Status::Error | Status::Skip | Status::ControlFail => SKIP,
     })
 }
 

@@ -94,6 +94,9 @@ struct RawVm {
     memory_mb: Option<u32>,
     cpu: Option<String>,
     accel: Option<String>,
+    /// `other-guest` (default: a second guest of the target kind restores,
+    /// as a migration would) or `dumping-guest`.
+    restore_in: Option<String>,
 }
 
 /// How to choose the accelerator.
@@ -135,6 +138,8 @@ pub struct Matrix {
     pub cpu: String,
     /// Boot the PVH entry of the uncompressed kernel rather than the bzImage.
     pub pvh: bool,
+    /// Restore in the guest that dumped (`vm.restore_in: dumping-guest`).
+    pub restore_in_dumping_guest: bool,
     pub accel: AccelChoice,
     pub step_ms: u32,
     /// The engine of each kernel of the matrix.
@@ -300,6 +305,14 @@ impl Matrix {
                 Some("bzimage") => false,
                 Some(other) => return Err(err(at("vm", other), format!("vm.boot `{other}`: expected pvh or bzimage"))),
             },
+            restore_in_dumping_guest: match raw.vm.restore_in.as_deref() {
+                None | Some("other-guest") => false,
+                Some("dumping-guest") => true,
+                Some(other) => {
+                    let why = format!("vm.restore_in `{other}`: expected other-guest or dumping-guest");
+                    return Err(err(at("restore_in", other), why));
+                }
+            },
             accel,
             step_ms: raw.step_ms.unwrap_or(100),
             engines,
@@ -343,6 +356,7 @@ impl Matrix {
             memory_mb: 2048,
             cpu: "max".into(),
             pvh: true,
+            restore_in_dumping_guest: false,
             accel: AccelChoice::Auto,
             step_ms: 100,
             engines: Default::default(),

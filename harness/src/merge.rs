@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn summary_recomputed() {
         let merged = merge(&three_shards(), None).expect("merges");
-        assert_eq!(merged["summary"], json!({"pass": 2, "fail": 1, "error": 1, "skip": 1}));
+        assert_eq!(merged["summary"], json!({"pass": 2, "fail": 1, "error": 1, "skip": 1, "control_fail": 0}));
     }
 
     #[test]

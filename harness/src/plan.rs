@@ -24,6 +24,15 @@ pub struct Cell {
     pub dst_engine: Option<String>,
     /// Why this cell cannot run, decided before any VM starts.
     pub skip: Option<String>,
+    /// The id of this cell's control: the same dump restored on another
+    /// guest of the source kind (`W/SRC->SRC`). None for a cell that is its
+    /// own control (source and target kinds are one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+    /// In the plan only as another cell's control: the matrix's pairs do not
+    /// name it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control_only: bool,
 }
 
 /// A guest kind: a kernel, or `KERNEL@ENGINE` when it runs another engine
@@ -100,6 +109,38 @@ pub fn chain_of(matrix: &Matrix, cell: &Cell) -> Vec<crate::formats::StepSpec> {
     }
 }
 
+/// What a partition hashes: a dump, so one shard does a (workload, source
+/// kind)'s dump, every restore of it and its control.
+pub fn dump_key(workload: &str, src_kind: &str) -> String {
+    format!("{workload}/{src_kind}")
+}
+
+/// Adds, after the matrix's own cells, every control a runnable cell needs
+/// that the matrix does not name: its source kind's diagonal, restored on
+/// another guest. A control is skipped only for its own reasons (a known gap
+/// or missing kernel version of the source side).
+fn add_controls(cells: &mut Vec<Cell>) {
+    let mut extra: Vec<Cell> = Vec::new();
+    for c in cells.iter().filter(|c| c.skip.is_none()) {
+        let Some(id) = &c.control else { continue };
+        if cells.iter().chain(&extra).any(|x| &x.id == id) {
+            continue;
+        }
+        extra.push(Cell {
+            id: id.clone(),
+            workload: c.workload.clone(),
+            src: c.src.clone(),
+            dst: c.src.clone(),
+            src_engine: c.src_engine.clone(),
+            dst_engine: c.src_engine.clone(),
+            skip: None,
+            control: None,
+            control_only: true,
+        });
+    }
+    cells.extend(extra);
+}
+
 pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
     format!("{workload}/{src}->{dst}")
 }
@@ -128,7 +169,7 @@ impl Plan {
             for (src, dst, se, de) in engine_pairs(matrix).into_iter().filter(|(s, d, ..)| keep_k(s) && keep_k(d)) {
                 let (sk, dk) = (kind(&src, se.as_deref()), kind(&dst, de.as_deref()));
                 let id = cell_id(w, &sk, &dk);
-                if filters.partition.is_some_and(|p| !p.contains(&id)) {
+                if filters.partition.is_some_and(|p| !p.contains(&dump_key(w, &sk))) {
                     continue;
                 }
                 let skip = [&src, &dst]
@@ -144,9 +185,22 @@ impl Plan {
                         };
                         (!filters.run_known_gaps).then(|| gap(&sk).or_else(|| gap(&dk))).flatten()
                     });
-                cells.push(Cell { id, workload: w.clone(), src, dst, src_engine: se, dst_engine: de, skip });
+                let control = (sk != dk && skip.is_none()).then(|| cell_id(w, &sk, &sk));
+                let (src_engine, dst_engine, control_only) = (se, de, false);
+                cells.push(Cell {
+                    id,
+                    workload: w.clone(),
+                    src,
+                    dst,
+                    src_engine,
+                    dst_engine,
+                    skip,
+                    control,
+                    control_only,
+                });
             }
         }
+        add_controls(&mut cells);
         let mut slots = std::collections::BTreeMap::new();
         for (wi, w) in matrix.workloads.iter().enumerate() {
             for (ki, k) in matrix.kernels.iter().enumerate() {

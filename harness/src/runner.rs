@@ -1,8 +1,11 @@
-//! Executes a plan: one VM per kernel serves every operation on it. Phase A
-//! boots the source kernels, runs the uninterrupted reference runs and dumps
-//! each (workload, source) once; the host then transfers and converts every
-//! image set for each target; phase B restores them on the targets and waits
-//! for the restored programs to finish. Verdicts come last, from the records.
+//! Executes a plan. Each guest kind has two VMs: a source guest, which runs
+//! the uninterrupted reference runs and dumps each (workload, source) once
+//! (phase A), and a target guest, which restores every image set moved to
+//! that kind (phase B). No image set is restored in the guest that dumped it
+//! (unless the matrix asks for that), so the diagonal `W/K->K` crosses
+//! guests like every other cell and serves as their control. Between the
+//! phases the host transfers and converts the image sets. Verdicts come
+//! last, from the records, each cross cell judged against its control.
 //!
 //! The runner only emits events; reporters render them.
 
@@ -29,6 +32,23 @@ const IMAGES_KEPT_MAX: u64 = 32 << 20;
 
 /// How much longer than a script's own timeout the host waits for it.
 const GUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The VM that restores images onto guest kind `kind`: a second guest of
+/// that kind, or the dumping guest itself when the matrix asks for that.
+pub fn target_vm(kind: &str, in_dumping_guest: bool) -> String {
+    match in_dumping_guest {
+        true => kind.to_string(),
+        false => format!("{kind}{TARGET_SUFFIX}"),
+    }
+}
+
+/// Marks a target guest's VM name (`6.1~restore`).
+const TARGET_SUFFIX: &str = "~restore";
+
+/// The guest kind a VM name belongs to.
+pub fn kind_of_vm(vm: &str) -> &str {
+    vm.strip_suffix(TARGET_SUFFIX).unwrap_or(vm)
+}
 
 /// First PID of the range given to dump number `i` (see init.sh `tune`).
 fn pid_base(i: usize) -> u32 {
@@ -77,6 +97,9 @@ pub struct Setup {
     pub seed: u64,
     /// Dump/restore rounds per cell (1 = the cross-kernel one only).
     pub iters: u32,
+    /// Restore in the guest that dumped (the matrix's `vm.restore_in:
+    /// dumping-guest`) instead of another guest of the target kind.
+    pub restore_in_dumping_guest: bool,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -91,10 +114,14 @@ pub struct CellResult {
     pub artifacts: Option<String>,
     /// The step after which the source dumped (from the seed).
     pub dump_after: Option<u32>,
+    /// The verdict of this cell's control (`cell.control`), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_status: Option<Status>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VmRecord {
+    /// The VM's name: its guest kind, with `~restore` for a target guest.
     pub kernel: String,
     pub release: String,
     pub boot_secs: Option<f64>,
@@ -172,10 +199,11 @@ pub fn run(
         next_op: AtomicU32::new(0),
     };
     let dumps: Vec<(String, String)> = plan.dumps().into_iter().collect();
+    let setup = runner.setup;
     let sources: Vec<String> =
         dumps.iter().map(|(_, s)| s.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
 
-    // Phase A: references and dumps on every source kernel.
+    // Phase A: references and dumps on every source kind, in its source guest.
     let src_records: BTreeMap<(String, String), (OpRecord, OpRecord)> = pool.install(|| {
         sources
             .par_iter()
@@ -185,29 +213,37 @@ pub fn run(
                     .filter(|(_, s)| s == k)
                     .map(|(w, s)| (plan.slots[&(w.clone(), crate::plan::kernel_of(s).to_string())], w.as_str()))
                     .collect();
-                runner.source_phase(k, &mine).into_iter().map(|(w, recs)| ((w, k.clone()), recs))
+                let records = runner.source_phase(k, &mine);
+                // Its dumps are done and the dumped trees gone: free the memory for target guests.
+                if !setup.restore_in_dumping_guest {
+                    runner.shutdown(k);
+                }
+                records.into_iter().map(|(w, recs)| ((w, k.clone()), recs))
             })
             .collect()
     });
 
-    // Transfer and convert, then Phase B: restores on every target kernel.
+    // Transfer and convert, then Phase B: restores in every target kind's target guest.
     let restores: Vec<&Cell> = plan.runnable().collect();
     let targets: Vec<String> =
         plan.kinds().into_iter().filter(|k| restores.iter().any(|c| &c.dst_kind() == k)).collect();
     let total = plan.cells.len();
     let done = AtomicUsize::new(0);
-    let mut results: Vec<CellResult> = pool.install(|| {
-        targets
-            .par_iter()
-            .flat_map_iter(|k| {
-                let mine: Vec<&Cell> = restores.iter().copied().filter(|c| &c.dst_kind() == k).collect();
-                runner.target_phase(k, &mine, &src_records, artifacts)
-            })
-            .inspect(|r| {
-                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                reporter.event(&Event::CellDone { result: Box::new(r.clone()), done: n, total });
-            })
-            .collect()
+    let gate = ControlGate::new(plan);
+    let emit = |ready: Vec<CellResult>| {
+        for r in ready {
+            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+            reporter.event(&Event::CellDone { result: Box::new(r), done: n, total });
+        }
+    };
+    pool.install(|| {
+        targets.par_iter().for_each(|k| {
+            let mine: Vec<&Cell> = restores.iter().copied().filter(|c| &c.dst_kind() == k).collect();
+            let vm = target_vm(k, setup.restore_in_dumping_guest);
+            for r in runner.target_phase(&vm, &mine, &src_records, artifacts) {
+                emit(gate.finished(r));
+            }
+        })
     });
     for cell in plan.cells.iter().filter(|c| c.skip.is_some()) {
         let r = CellResult {
@@ -218,16 +254,73 @@ pub fn run(
             conversion: vec![],
             artifacts: None,
             dump_after: None,
+            control_status: None,
         };
-        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-        reporter.event(&Event::CellDone { result: Box::new(r.clone()), done: n, total });
-        results.push(r);
+        emit(gate.finished(r));
     }
+    let mut results = gate.into_results();
     // Report in plan order whatever finished first.
     let order: BTreeMap<&str, usize> = plan.cells.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
     results.sort_by_key(|r| order[r.cell.id.as_str()]);
     let vms = runner.shutdown_all();
     Ok(RunOutput { cells: results, vms })
+}
+
+/// Holds back each finished cell until its control has finished too, then
+/// judges it against the control (see `verdict::against_control`), so every
+/// reported verdict is final.
+struct ControlGate {
+    /// Ids of cells that are some cell's control.
+    controls: std::collections::BTreeSet<String>,
+    state: Mutex<GateState>,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Finished controls: status and reason.
+    verdicts: BTreeMap<String, (Status, Option<String>)>,
+    waiting: Vec<CellResult>,
+    done: Vec<CellResult>,
+}
+
+impl ControlGate {
+    fn new(plan: &Plan) -> Self {
+        let controls = plan.cells.iter().filter_map(|c| c.control.clone()).collect();
+        ControlGate { controls, state: Mutex::new(GateState::default()) }
+    }
+
+    /// Takes a finished cell; returns the cells whose verdicts are now final.
+    fn finished(&self, r: CellResult) -> Vec<CellResult> {
+        let mut st = self.state.lock().unwrap();
+        let mut ready = Vec::new();
+        if self.controls.contains(&r.cell.id) {
+            st.verdicts.insert(r.cell.id.clone(), (r.status, r.reason.clone()));
+        }
+        st.waiting.push(r);
+        let waiting = std::mem::take(&mut st.waiting);
+        for mut r in waiting {
+            let control = r.cell.control.clone();
+            match control.map(|id| (st.verdicts.get(&id).cloned(), id)) {
+                None => ready.push(r),
+                Some((Some((status, reason)), id)) => {
+                    r.control_status = Some(status);
+                    let ctl = verdict::ControlVerdict { id, status };
+                    (r.status, r.reason) =
+                        verdict::against_control((r.status, r.reason.take()), &ctl, reason.as_deref());
+                    ready.push(r);
+                }
+                Some((None, _)) => st.waiting.push(r),
+            }
+        }
+        st.done.extend(ready.iter().cloned());
+        ready
+    }
+
+    /// Every judged cell; cells whose control never finished keep their own verdict.
+    fn into_results(self) -> Vec<CellResult> {
+        let st = self.state.into_inner().unwrap();
+        st.done.into_iter().chain(st.waiting).collect()
+    }
 }
 
 impl Runner<'_> {
@@ -239,9 +332,12 @@ impl Runner<'_> {
         self.vms.lock().unwrap().entry(kernel.to_string()).or_default().clone()
     }
 
-    /// Boots (once) the VM for `kernel`; returns its boot time or why it is down.
-    fn ensure_vm(&self, kernel: &str) -> Result<f64, String> {
-        let slot = self.slot(kernel);
+    /// Boots (once) the VM named `vm` (see [`target_vm`]); returns its boot
+    /// time or why it is down.
+    fn ensure_vm(&self, vm: &str) -> Result<f64, String> {
+        let kernel = vm;
+        let kind = kind_of_vm(vm);
+        let slot = self.slot(vm);
         let mut guard = slot.lock().unwrap();
         if let Some((slot, secs)) = guard.as_ref() {
             return match slot {
@@ -253,12 +349,13 @@ impl Runner<'_> {
             return Err("crtest was interrupted".into());
         }
         self.reporter.event(&Event::Booting { kernel: kernel.into() });
-        let k = &self.setup.kernels[kernel];
+        let k = &self.setup.kernels[kind];
+        // Both guests of a kind share its saved state: the spec names the kind, not the VM.
         let spec = BootSpec {
-            kernel_id: kernel.into(),
-            kernel_image: self.setup.boot_images.get(kernel).cloned().unwrap_or_else(|| k.vmlinuz.clone()),
-            initrd: self.setup.images[kernel].initrd.clone(),
-            share: self.work.join(format!("vm-{kernel}")),
+            kernel_id: kind.into(),
+            kernel_image: self.setup.boot_images.get(kind).cloned().unwrap_or_else(|| k.vmlinuz.clone()),
+            initrd: self.setup.images[kind].initrd.clone(),
+            share: self.work.join(format!("vm-{vm}")),
         };
         let notice = |msg: String| self.reporter.event(&Event::Notice(msg));
         let (slot, secs, result) = match vmstate::start(&spec, &self.setup.vm, self.setup.states.as_ref(), &notice) {
@@ -320,16 +417,24 @@ impl Runner<'_> {
             Err(e) => {
                 let msg = e.to_string();
                 if let Slot::Up(vm) = std::mem::replace(slot, Slot::Down(msg.clone())) {
-                    self.keep_console(*vm);
+                    self.keep_console(kernel, *vm);
                 }
                 Err(msg)
             }
         }
     }
 
+    /// Powers off VM `name` (when up) and keeps its console log for the report.
+    fn shutdown(&self, name: &str) {
+        let taken = self.vms.lock().unwrap().remove(name).and_then(|h| h.lock().unwrap().take());
+        if let Some((Slot::Up(vm), _)) = taken {
+            self.keep_console(name, *vm);
+        }
+    }
+
     /// Powers a VM off and keeps its console log for the report.
-    fn keep_console(&self, vm: Vm) {
-        let kernel = vm.kernel_id.clone();
+    fn keep_console(&self, name: &str, vm: Vm) {
+        let kernel = name.to_string();
         let record = VmRecord {
             kernel: kernel.clone(),
             release: vm.release.clone(),
@@ -563,6 +668,7 @@ impl Runner<'_> {
                     conversion,
                     artifacts: dir,
                     dump_after: dump.step,
+                    control_status: None,
                 }
             })
             .collect()
@@ -592,7 +698,7 @@ impl Runner<'_> {
             format!(
                 "`criu check --feature {}` fails on kernel {kernel} ({})",
                 missing.join(", "),
-                self.setup.engines[kernel]
+                self.setup.engines[kind_of_vm(kernel)]
             )
         })
     }
@@ -630,7 +736,7 @@ impl Runner<'_> {
             return (rec, None);
         }
         let t = Instant::now();
-        let (steps, under_test) = match self.chain(dump_kind, kernel) {
+        let (steps, under_test) = match self.chain(dump_kind, kind_of_vm(kernel)) {
             Ok(chain) => {
                 let under_test = chain.iter().any(|s| s.converter.under_test());
                 let scratch = dst.join("steps");
@@ -842,10 +948,10 @@ impl Runner<'_> {
     /// Powers every VM off and returns their console logs.
     fn shutdown_all(&self) -> Vec<VmRecord> {
         let vms = std::mem::take(&mut *self.vms.lock().unwrap());
-        for handle in vms.into_values() {
+        for (name, handle) in vms {
             let taken = handle.lock().unwrap().take();
             if let Some((Slot::Up(vm), _)) = taken {
-                self.keep_console(*vm);
+                self.keep_console(&name, *vm);
             }
         }
         std::mem::take(&mut *self.consoles.lock().unwrap()).into_values().collect()
@@ -907,6 +1013,8 @@ mod tests {
             src_engine: None,
             dst_engine: None,
             skip: None,
+            control: None,
+            control_only: false,
         };
         let cells = [mk("tcp", "5.10"), mk("pty", "5.10"), mk("tcp", "6.1"), mk("tcp", "6.12"), mk("pty", "6.1")];
         let refs: Vec<&Cell> = cells.iter().collect();

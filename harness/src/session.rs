@@ -108,6 +108,7 @@ pub fn execute(
     let engine_names = distinct.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     let boot_images = prepare::boot_images(&project.catalog, &kernels, matrix.pvh, reporter)?;
     let setup = Setup {
+        restore_in_dumping_guest: matrix.restore_in_dumping_guest,
         library: matrix.library.clone(),
         engines: engine_ids.clone(),
         boot_images,
@@ -154,7 +155,8 @@ pub fn execute(
         .kernels
         .iter()
         .map(|(id, k)| {
-            let vm = vm_info.get(id);
+            // The kind's source guest, else its target guest.
+            let vm = vm_info.get(id).or_else(|| vm_info.get(&runner::target_vm(id, false)));
             let info = report::json::KernelInfo {
                 release: k.release.clone(),
                 packages: k.packages.clone(),
@@ -176,6 +178,7 @@ pub fn execute(
         seed: setup.seed,
         iters: setup.iters,
         kernels: kernels_info,
+        vms: vm_info.clone(),
         wall_secs,
         summary,
         cells: &out.cells,

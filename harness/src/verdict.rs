@@ -11,6 +11,12 @@ use serde::{Deserialize, Serialize};
 pub enum Status {
     Pass,
     Skip,
+    /// The cell failed, and so did its control (the same dump restored on
+    /// another guest of the source kind): the failure belongs to the source
+    /// kind's environment, engine or workload, and says nothing about the
+    /// pair of kinds. The control's own verdict carries the evidence.
+    #[serde(rename = "CONTROL-FAIL")]
+    ControlFail,
     Fail,
     Error,
 }
@@ -22,7 +28,21 @@ impl std::fmt::Display for Status {
             Status::Fail => "FAIL",
             Status::Error => "ERROR",
             Status::Skip => "SKIP",
+            Status::ControlFail => "CONTROL-FAIL",
         })
+    }
+}
+
+impl Status {
+    /// The status as a grid square (at most 5 characters).
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::ControlFail => "CTRL",
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Skip => "SKIP",
+        }
     }
 }
 
@@ -83,6 +103,32 @@ pub fn judge(stages: &[StageRecord], expected: Option<&str>, actual: Option<&str
             Some(diff) => (Status::Fail, Some(format!("compare: {diff}"))),
         },
         _ => (Status::Error, Some("compare: a transcript is missing".into())),
+    }
+}
+
+/// What a cell's control (same dump, another guest of the source kind) found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlVerdict {
+    pub id: String,
+    pub status: Status,
+}
+
+/// A cell's verdict in the light of its control's: a FAIL counts against the
+/// pair of kinds only when the control PASSed; with a control that did not,
+/// it is CONTROL-FAIL, its own reason kept after the control's.
+pub fn against_control(
+    own: (Status, Option<String>),
+    control: &ControlVerdict,
+    control_reason: Option<&str>,
+) -> (Status, Option<String>) {
+    match own {
+        (Status::Fail, reason) if control.status != Status::Pass => {
+            let why = control_reason.map(|r| format!(": {r}")).unwrap_or_default();
+            let own = reason.unwrap_or_default();
+            let text = format!("control {} is {} too{why}; this cell: {own}", control.id, control.status);
+            (Status::ControlFail, Some(text))
+        }
+        other => other,
     }
 }
 
@@ -220,5 +266,23 @@ mod tests {
         assert_eq!(first_difference("a\n", "a").unwrap(), "transcripts differ in line endings");
         let (st, why) = judge(&[], Some("a\n"), Some("b\n"));
         assert_eq!((st, why.unwrap().as_str()), (Status::Fail, "compare: line 1: expected `a`, got `b`"));
+    }
+
+    #[test]
+    fn a_fail_counts_only_when_its_control_passed() {
+        let fail = || (Status::Fail, Some("restore: Error (x): y".to_string()));
+        let ctl = |status| ControlVerdict { id: "w/6.1->6.1".into(), status };
+        assert_eq!(against_control(fail(), &ctl(Status::Pass), None), fail());
+        let (status, reason) = against_control(fail(), &ctl(Status::Fail), Some("restore: Error (x): z"));
+        assert_eq!(status, Status::ControlFail);
+        assert_eq!(
+            reason.as_deref(),
+            Some("control w/6.1->6.1 is FAIL too: restore: Error (x): z; this cell: restore: Error (x): y")
+        );
+        assert_eq!(against_control(fail(), &ctl(Status::Error), None).0, Status::ControlFail);
+        // Only FAILs move: a PASS, an ERROR or a SKIP stays what it is.
+        for own in [Status::Pass, Status::Error, Status::Skip] {
+            assert_eq!(against_control((own, None), &ctl(Status::Fail), None).0, own);
+        }
     }
 }

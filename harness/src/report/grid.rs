@@ -31,13 +31,16 @@ pub fn render(cells: &[CellResult], kernels: &[String]) -> String {
                 let mark = mine
                     .iter()
                     .find(|c| &c.cell.src_kind() == src && &c.cell.dst_kind() == dst)
-                    .map(|c| c.status.to_string())
+                    .map(|c| c.status.mark().to_string())
                     .unwrap_or_else(|| "-".into());
                 let _ = write!(out, "{mark:>width$}");
             }
             out.push('\n');
         }
         out.push('\n');
+    }
+    if cells.iter().any(|c| c.status == Status::ControlFail) {
+        out.push_str("CTRL: failed, and so did its control (the same move within the source kind): not evidence about the pair\n\n");
     }
     let bad: Vec<&CellResult> = cells.iter().filter(|c| c.status != Status::Pass).collect();
     if !bad.is_empty() {
@@ -64,6 +67,8 @@ mod tests {
                 src_engine: None,
                 dst_engine: None,
                 skip: None,
+                control: None,
+                control_only: false,
             },
             status,
             reason: reason.map(str::to_string),
@@ -71,6 +76,7 @@ mod tests {
             conversion: vec![],
             artifacts: None,
             dump_after: None,
+            control_status: None,
         }
     }
 

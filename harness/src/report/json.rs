@@ -18,6 +18,9 @@ pub struct Results<'a> {
     pub seed: u64,
     pub iters: u32,
     pub kernels: BTreeMap<String, KernelInfo>,
+    /// Every VM of the run by name: a kind's source guest (the kind) and its
+    /// target guest (`KIND~restore`).
+    pub vms: BTreeMap<String, VmInfo>,
     pub wall_secs: f64,
     pub summary: Summary,
     pub cells: &'a [CellResult],
@@ -42,8 +45,8 @@ pub fn render(results: &Results) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// How each kernel's VM started, by kernel.
-#[derive(Debug, Clone)]
+/// How each VM started, by VM name.
+#[derive(Debug, Clone, Serialize)]
 pub struct VmInfo {
     pub boot_secs: Option<f64>,
     pub start: Option<crate::vm::Start>,

@@ -33,6 +33,8 @@ fn testcase(c: &CellResult) -> TestCase {
         Status::Pass => TestCase::success(&c.cell.id, time),
         Status::Fail => TestCase::failure(&c.cell.id, time, "FAIL", reason),
         Status::Error => TestCase::error(&c.cell.id, time, "ERROR", reason),
+        // Not a failure of the pair of kinds: the same move failed within the source kind.
+        Status::ControlFail => TestCase::error(&c.cell.id, time, "CONTROL-FAIL", reason),
         Status::Skip => TestCase::skipped_with_cause(&c.cell.id, "SKIP", reason),
     };
     tc.set_classname(&c.cell.workload);
@@ -72,6 +74,8 @@ mod tests {
                 src_engine: None,
                 dst_engine: None,
                 skip: None,
+                control: None,
+                control_only: false,
             },
             status,
             reason: reason.map(str::to_string),
@@ -79,6 +83,7 @@ mod tests {
             conversion: vec![],
             artifacts: None,
             dump_after: None,
+            control_status: None,
         };
         let cells = vec![
             mk("6.1", Status::Pass, None),

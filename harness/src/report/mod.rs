@@ -17,6 +17,8 @@ pub struct Summary {
     pub fail: usize,
     pub error: usize,
     pub skip: usize,
+    /// Cells that failed along with their control (see `Status::ControlFail`).
+    pub control_fail: usize,
 }
 
 impl Summary {
@@ -28,16 +30,18 @@ impl Summary {
                 Status::Fail => s.fail += 1,
                 Status::Error => s.error += 1,
                 Status::Skip => s.skip += 1,
+                Status::ControlFail => s.control_fail += 1,
             }
         }
         s
     }
 
-    /// 0: no FAIL or ERROR; 1: some cell FAILed; 2: harness ERRORs only.
+    /// 0: every cell passed or skipped; 1: some cell FAILed; 2: otherwise
+    /// (harness ERRORs, or failures whose controls failed too).
     pub fn exit_code(&self) -> i32 {
         if self.fail > 0 {
             1
-        } else if self.error > 0 {
+        } else if self.error > 0 || self.control_fail > 0 {
             2
         } else {
             0
@@ -50,11 +54,15 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "{} cells: {} passed, {} failed, {} errors, {} skipped",
-            self.pass + self.fail + self.error + self.skip,
+            self.pass + self.fail + self.error + self.skip + self.control_fail,
             self.pass,
             self.fail,
             self.error,
             self.skip
-        )
+        )?;
+        match self.control_fail {
+            0 => Ok(()),
+            n => write!(f, ", {n} failed along with their control"),
+        }
     }
 }

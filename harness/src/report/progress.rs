@@ -48,7 +48,7 @@ impl Reporter for Progress {
             }
             Event::CellDone { result, done, total } => {
                 let mut failing = self.failing.lock().unwrap();
-                if matches!(result.status, Status::Fail | Status::Error) {
+                if matches!(result.status, Status::Fail | Status::Error | Status::ControlFail) {
                     *failing += 1;
                 }
                 let elapsed = self.started.elapsed().as_secs_f64();
