@@ -9,6 +9,7 @@ use crate::cpio::Entry;
 use crate::guest::{self, WORKLOAD_BIN_DIR};
 use crate::workload::Workload;
 use anyhow::{Context, Result};
+use std::collections::BTreeMap;
 use std::process::Command;
 
 /// Exit codes of the guest scripts.
@@ -31,6 +32,9 @@ pub struct Engine {
     /// e.g. `criu-3.17.1`.
     pub id: String,
     pub files: Vec<Entry>,
+    /// The environment every run of the engine gets in the guest (see
+    /// `env` in kernels/engines.yaml).
+    pub env: BTreeMap<String, String>,
 }
 
 /// One entry of `kernels/engines.yaml`.
@@ -45,6 +49,11 @@ pub struct EngineSpec {
     /// Packages holding the engine's crit (host-side only, never in guests).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Environment the engine's own process needs on every kernel (e.g.
+    /// glibc's rseq off for CRIU 3.17). The host's CRIU of the same version
+    /// gets it too.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -63,7 +72,12 @@ pub fn load_catalog(path: &std::path::Path) -> Result<Vec<EngineSpec>, crate::ya
 /// and cached on first use).
 pub fn resolve(id: &str, catalog: &[EngineSpec], cache: &std::path::Path, log: &dyn Fn(&str)) -> Result<Engine> {
     if id == HOST {
-        return Engine::host_criu();
+        let mut host = Engine::host_criu()?;
+        // The host's CRIU needs what the catalog's engine of its version needs.
+        if let Some(spec) = catalog.iter().find(|s| host.id == s.id || host.id.starts_with(&format!("{}.", s.id))) {
+            host.env = spec.env.clone();
+        }
+        return Ok(host);
     }
     let spec = catalog.iter().find(|e| e.id == id).with_context(|| {
         let ids: Vec<&str> = catalog.iter().map(|e| e.id.as_str()).collect();
@@ -88,7 +102,7 @@ impl Engine {
         let mut files = guest::host_program_with_libs(&criu)?;
         // The guest looks for criu at /usr/sbin/criu whatever the host path.
         files[0].path = "usr/sbin/criu".into();
-        Ok(Engine { id: format!("criu-{version}"), files })
+        Ok(Engine { id: format!("criu-{version}"), files, env: BTreeMap::new() })
     }
 }
 
@@ -113,9 +127,36 @@ impl OpPaths {
     }
 }
 
+/// Where the guest image keeps the engine's environment (`KEY=VALUE` lines).
+pub const ENV_FILE: &str = "etc/crtest/engine.env";
+
+/// Every script runs the engine through this function, so the engine's own
+/// environment (ENV_FILE, validated to hold no blanks or quotes) applies to
+/// each dump, restore and check, and to nothing else.
+const CRIU_FN: &str = "criu() { env $(cat /etc/crtest/engine.env 2>/dev/null) /usr/sbin/criu \"$@\"; }\n";
+
+/// The engine environment file of a guest image, one `KEY=VALUE` a line.
+pub fn env_file(env: &BTreeMap<String, String>) -> Result<Vec<u8>> {
+    let safe = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,:=/-".contains(&b));
+    let mut out = String::new();
+    for (k, v) in env {
+        anyhow::ensure!(
+            safe(k) && !k.contains('=') && safe(v),
+            "engine env `{k}={v}`: keys and values may hold only letters, digits and _.,:=/-"
+        );
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    Ok(out.into_bytes())
+}
+
 const PRELUDE: &str = r#"set -u
 alive() { [ -d "/proc/$1" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
 "#;
+
+/// The lines every guest script starts with.
+fn prelude() -> String {
+    format!("{PRELUDE}{CRIU_FN}")
+}
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -166,9 +207,10 @@ pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_ba
         .map(|p| format!("echo {} >/proc/sys/kernel/ns_last_pid || exit {}\n", p - 1, rc::SETUP))
         .unwrap_or_default();
     format!(
-        "{PRELUDE}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
+        "{prelude}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
 env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} {args} </dev/null >{stdout} 2>/run/crtest/{id}.stdout &\n\
 echo $! >\"$OUT/pid\"\n",
+        prelude = prelude(),
         dir = op.dir(),
         out = op.out(),
         setup = rc::SETUP,
@@ -284,10 +326,11 @@ fn dump_root_sh(w: &Workload) -> String {
 /// the images and the workload's files in the share.
 pub fn dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32) -> String {
     format!(
-        r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
+        r#"{prelude}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
 {wl}{wait}{root}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
 rm -rf /tmp/img-{id}
 "#,
+        prelude = prelude(),
         dir = op.dir(),
         out = op.out(),
         id = op.id,
@@ -303,9 +346,10 @@ rm -rf /tmp/img-{id}
 /// tree detached; its PIDs are those of the dump (`pid` is the root).
 pub fn restore_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32) -> String {
     format!(
-        r#"{PRELUDE}IN=/mnt/xfer/in/{id}; OUT={out}; D={dir}
+        r#"{prelude}IN=/mnt/xfer/in/{id}; OUT={out}; D={dir}
 mkdir -p "$OUT" && cd / && tar -xf "$IN/files.tar" || exit {copy}
 {restore}"#,
+        prelude = prelude(),
         id = op.id,
         out = op.out(),
         dir = dir_op.dir(),
@@ -328,9 +372,10 @@ pub fn iterate_script(
     timeout_s: u32,
 ) -> String {
     format!(
-        "{PRELUDE}D={dir}; OUT={out}; PID=$(cat {root} 2>/dev/null || echo {pid})\nmkdir -p \"$OUT\"\n\
+        "{prelude}D={dir}; OUT={out}; PID=$(cat {root} 2>/dev/null || echo {pid})\nmkdir -p \"$OUT\"\n\
 {wl}AFTER=$(( $(grep -c \"$PAT\" \"$T\") + {apart} ))\n\
 [ $AFTER -le {last} ] && alive \"$PID\" || exit {no_room}\n{wait}{dump}{restore}",
+        prelude = prelude(),
         dir = dir_op.dir(),
         out = op.out(),
         root = root_pid_file(&dir_op.id),
@@ -352,7 +397,7 @@ fn root_pid_file(dir_id: &str) -> String {
 /// `done`, then copies its transcript to `op`'s share dir.
 pub fn wait_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32, timeout_s: u32) -> String {
     format!(
-        r#"{PRELUDE}D={dir}; OUT={out}; PID=$(cat {root} 2>/dev/null || echo {pid})
+        r#"{prelude}D={dir}; OUT={out}; PID=$(cat {root} 2>/dev/null || echo {pid})
 {wl}mkdir -p "$OUT"
 n=0; code=0
 while ! finished; do
@@ -365,6 +410,7 @@ cp "/run/crtest/{dir_id}.stdout" "$OUT/stdout" 2>/dev/null
 [ $code = {died} ] && dmesg | tail -n 30 >"$OUT/dmesg"
 exit $code
 "#,
+        prelude = prelude(),
         dir = dir_op.dir(),
         dir_id = dir_op.id,
         root = root_pid_file(&dir_op.id),
@@ -380,7 +426,10 @@ exit $code
 /// `NAME RC` line each.
 pub fn feature_script(features: &[&str]) -> String {
     let names: Vec<String> = features.iter().map(|f| quote(f)).collect();
-    format!("for f in {}; do criu check --feature \"$f\" >/dev/null 2>&1; echo \"$f $?\"; done\n", names.join(" "))
+    format!(
+        "{CRIU_FN}for f in {}; do criu check --feature \"$f\" >/dev/null 2>&1; echo \"$f $?\"; done\n",
+        names.join(" ")
+    )
 }
 
 /// Reads the answer of [`feature_script`]: feature -> supported.

@@ -215,6 +215,7 @@ pub(crate) mod tests {
                 package: "criu".into(),
                 format: format!("criu-{v}"),
                 tools: vec![],
+                env: Default::default(),
             })
             .collect()
     }

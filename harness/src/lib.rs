@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod guest;
 pub mod images;
 pub mod kernel;
+pub mod known;
 pub mod matrix;
 pub mod merge;
 pub mod modules;

@@ -36,6 +36,8 @@ pub struct Project {
     pub engines: Vec<crate::engine::EngineSpec>,
     /// `converters/formats.yaml`: format versions and converters.
     pub formats: crate::formats::Formats,
+    /// Explained incompatibilities (kernels/incompatibilities.yaml).
+    pub known: crate::known::Known,
 }
 
 impl Project {
@@ -45,7 +47,8 @@ impl Project {
         let library = Library::load(&root.join("workloads"))?;
         let engines = crate::engine::load_catalog(&root.join("kernels/engines.yaml"))?;
         let formats = crate::formats::Formats::load(&root.join("converters/formats.yaml"), &engines)?;
-        Ok(Project { root, catalog, library, engines, formats })
+        let known = crate::known::Known::load(&root.join(crate::known::FILE))?;
+        Ok(Project { root, catalog, library, engines, formats, known })
     }
 }
 

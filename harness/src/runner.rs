@@ -117,6 +117,10 @@ pub struct CellResult {
     /// The verdict of this cell's control (`cell.control`), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_status: Option<Status>,
+    /// For a FAIL: the known incompatibility that explains it
+    /// (kernels/incompatibilities.yaml), when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +259,7 @@ pub fn run(
             artifacts: None,
             dump_after: None,
             control_status: None,
+            known: None,
         };
         emit(gate.finished(r));
     }
@@ -669,6 +674,7 @@ impl Runner<'_> {
                     artifacts: dir,
                     dump_after: dump.step,
                     control_status: None,
+                    known: None,
                 }
             })
             .collect()

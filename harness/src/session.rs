@@ -82,6 +82,27 @@ fn shown_kinds(matrix: &Matrix, plan: &Plan) -> Vec<String> {
     matrix.kernels.iter().flat_map(|k| used.iter().filter(move |u| crate::plan::kernel_of(u) == k).cloned()).collect()
 }
 
+/// Marks every FAIL that a known incompatibility explains.
+fn explain_known(cells: &mut [CellResult], project: &Project, matrix: &Matrix) {
+    let version = |k: &str| project.catalog.get(k).map(|s| s.version.clone());
+    let format = |kind: &str| matrix.formats.of_engine(crate::plan::engine_of(matrix, kind));
+    for c in cells.iter_mut().filter(|c| c.status == crate::verdict::Status::Fail) {
+        let (Some(src), Some(dst), Some(reason)) = (version(&c.cell.src), version(&c.cell.dst), c.reason.as_deref())
+        else {
+            continue;
+        };
+        let (df, rf) = (format(&c.cell.src_kind()), format(&c.cell.dst_kind()));
+        let seen = crate::known::Observed {
+            reason,
+            src_version: &src,
+            dst_version: &dst,
+            dump_format: df.as_deref(),
+            restore_format: rf.as_deref(),
+        };
+        c.known = project.known.explain(&seen).map(|e| e.id.clone());
+    }
+}
+
 /// The VM settings of a matrix under `accel`.
 pub fn vm_config(matrix: &Matrix, accel: Accel) -> VmConfig {
     VmConfig { accel, memory_mb: matrix.memory_mb, cpu: matrix.cpu.clone(), boot_timeout: matrix.timeouts.boot }
@@ -102,6 +123,8 @@ pub fn execute(
     let Prepared { kernels, engines, images, crits, accel } = prepare(project, matrix, plan, opts.accel, reporter)?;
     let engine_ids: std::collections::BTreeMap<String, String> =
         engines.iter().map(|(k, e)| (k.clone(), e.id.clone())).collect();
+    let engine_envs: BTreeMap<String, BTreeMap<String, String>> =
+        engines.iter().map(|(k, e)| (k.clone(), e.env.clone())).collect();
     let mut distinct: Vec<&String> = engine_ids.values().collect();
     distinct.sort();
     distinct.dedup();
@@ -146,6 +169,8 @@ pub fn execute(
         eprintln!("crtest: keeping the run's scratch dir {}", work.keep().display());
     }
 
+    let mut out = out;
+    explain_known(&mut out.cells, project, matrix);
     let summary = Summary::of(&out.cells);
     let vm_info = report::json::vm_info(&out.vms);
     for vm in &out.vms {
@@ -161,6 +186,7 @@ pub fn execute(
                 release: k.release.clone(),
                 packages: k.packages.clone(),
                 engine: engine_ids.get(id).cloned().unwrap_or_default(),
+                engine_env: engine_envs.get(id).cloned().unwrap_or_default(),
                 boot_secs: vm.and_then(|v| v.boot_secs),
                 start: vm.and_then(|v| v.start),
                 console: vm.map(|v| v.console.clone()),

@@ -23,7 +23,7 @@ fn partitions_merge_to_the_whole_run_and_compare_flags_regressions() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = Root::new("kernels: [\"5.10\", \"6.1\"]\nworkloads: [counter, pipe]\npairs: all\nvm: { accel: tcg }\n");
     let whole = root.run(&["run", "--matrix", "--out", "whole", "-j", "1", "--seed", "5"]);
-    assert_eq!(whole.status.code(), Some(1), "restores onto 5.10 fail with CRIU 3.17.1");
+    assert_eq!(whole.status.code(), Some(0), "counter and pipe restore both ways between 5.10 and 6.1");
     let mut shards = Vec::new();
     for k in 1..=3 {
         let dir = format!("shard{k}");
@@ -35,7 +35,7 @@ fn partitions_merge_to_the_whole_run_and_compare_flags_regressions() {
     let mut args = vec!["merge", "--out", "merged"];
     args.extend(shards.iter().map(String::as_str));
     let merged = root.run(&args);
-    assert_eq!(merged.status.code(), Some(1));
+    assert_eq!(merged.status.code(), Some(0));
     let load = |d: &str| -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(root.path().join(d).join("results.json")).unwrap()).unwrap()
     };

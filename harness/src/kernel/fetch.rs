@@ -196,7 +196,7 @@ pub fn engine_root(
 ) -> Result<crate::engine::Engine> {
     let dir = cache.join("engines").join(&spec.id);
     let id = package_root(cache, &spec.suite, std::slice::from_ref(&spec.package), &dir, &spec.id, log)?;
-    Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))? })
+    Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))?, env: spec.env.clone() })
 }
 
 /// The engine's host-side tools (crit with its Python and libraries), as a

@@ -77,6 +77,7 @@ mod tests {
             artifacts: None,
             dump_after: None,
             control_status: None,
+            known: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct KernelInfo {
     pub packages: Vec<String>,
     /// The engine this kernel's guest ran.
     pub engine: String,
+    /// The environment that engine ran with (kernels/engines.yaml `env`).
+    pub engine_env: BTreeMap<String, String>,
     pub boot_secs: Option<f64>,
     /// `cold`, `saved` (booted, and saved its state) or `resumed`.
     pub start: Option<crate::vm::Start>,

@@ -84,6 +84,7 @@ mod tests {
             artifacts: None,
             dump_after: None,
             control_status: None,
+            known: None,
         };
         let cells = vec![
             mk("6.1", Status::Pass, None),
