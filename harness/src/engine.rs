@@ -7,6 +7,7 @@
 
 use crate::cpio::Entry;
 use crate::guest::{self, WORKLOAD_BIN_DIR};
+use crate::shell::quote;
 use crate::workload::Workload;
 use anyhow::{Context, Result};
 use std::process::Command;
@@ -117,10 +118,6 @@ const PRELUDE: &str = r#"set -u
 alive() { [ -d "/proc/$1" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
 "#;
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Shell that writes an action script for CRIU: at `post-dump` and
 /// `pre-resume` (the tree is frozen, the restorer already gone) it records every fd and memory
 /// mapping of process `pid` and its descendants into `file`, like zdtm does.
@@ -161,20 +158,20 @@ export ROOT={pid} SNAPFILE={file}
 /// Starts `w` in the background in its own session; `pid_base` pins its PID
 /// (the dumped tree keeps its PIDs on restore, so each dump gets a range).
 pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_base: Option<u32>) -> String {
-    let env: Vec<String> = w.environment().iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+    // `env` takes each assignment as one word, so the key is quoted too.
+    let env: Vec<String> = w.environment().iter().map(|(k, v)| quote(&format!("{k}={v}"))).collect();
     let bump = pid_base
         .map(|p| format!("echo {} >/proc/sys/kernel/ns_last_pid || exit {}\n", p - 1, rc::SETUP))
         .unwrap_or_default();
     format!(
         "{PRELUDE}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
-env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} {args} </dev/null >{stdout} 2>/run/crtest/{id}.stdout &\n\
+env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {prog} {args} </dev/null >{stdout} 2>/run/crtest/{id}.stdout &\n\
 echo $! >\"$OUT/pid\"\n",
         dir = op.dir(),
         out = op.out(),
         setup = rc::SETUP,
         env = env.join(" "),
-        bin = WORKLOAD_BIN_DIR,
-        name = w.program(),
+        prog = quote(&format!("{WORKLOAD_BIN_DIR}/{}", w.program())),
         id = op.id,
         args = match &w.path {
             Some(_) => w.args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
@@ -193,7 +190,7 @@ echo $! >\"$OUT/pid\"\n",
 /// Library workloads end with `done`; a user's program ends when it exits.
 fn workload_sh(w: &Workload) -> String {
     match &w.path {
-        Some(_) => format!("T=\"$D/{}\"; PAT=''\nfinished() {{ ! alive \"$PID\"; }}\n", w.transcript_file()),
+        Some(_) => format!("T=\"$D\"/{}; PAT=''\nfinished() {{ ! alive \"$PID\"; }}\n", quote(w.transcript_file())),
         None => {
             "T=\"$D/transcript\"; PAT='^step '\nfinished() { [ -f \"$T\" ] && [ \"$(tail -n 1 \"$T\")\" = done ]; }\n"
                 .to_string()
@@ -257,14 +254,11 @@ cp /tmp/work-{id}/restore.log "$OUT/restore.log"; cp /tmp/work-{id}/root.pid {ro
     )
 }
 
-/// Engine options, shell-quoted; `{dir}` stands for the workload's
-/// directory (`$D` in the scripts), e.g. `--root {dir}`.
+/// Engine options, one shell word each; `{dir}` stands for the workload's
+/// directory (`$D` in the scripts), e.g. `--root={dir}`. Only `$D` is
+/// spliced in: the rest of each option stays single-quoted.
 fn options(opts: &[String]) -> String {
-    let one = |o: &String| match o.contains("{dir}") {
-        true => format!("\"{}\"", o.replace('"', "").replace("{dir}", "$D")),
-        false => quote(o),
-    };
-    opts.iter().map(one).collect::<Vec<_>>().join(" ")
+    opts.iter().map(|o| crate::shell::quote_with_var(o, "{dir}", "D")).collect::<Vec<_>>().join(" ")
 }
 
 /// Shell that points `$PID` at the process to dump: the started program,
@@ -274,7 +268,8 @@ fn dump_root_sh(w: &Workload) -> String {
     match &w.dump_root {
         None => String::new(),
         Some(file) => format!(
-            "PID=$(cat \"$D/{file}\") || {{ echo \"no {file}\"; exit {setup}; }}\necho \"$PID\" >\"$OUT/pid\"\n",
+            "PID=$(cat \"$D\"/{q}) || {{ echo no {q}; exit {setup}; }}\necho \"$PID\" >\"$OUT/pid\"\n",
+            q = quote(file),
             setup = rc::SETUP
         ),
     }
@@ -441,8 +436,8 @@ mod tests {
         let op = OpPaths::new("d3");
         let s = start_script(&op, &w(), 40, 100, Some(103000));
         assert!(s.contains("echo 102999 >/proc/sys/kernel/ns_last_pid"), "{s}");
-        assert!(s.contains("GLIBC_TUNABLES='glibc.pthread.rseq=0'"), "{s}");
-        assert!(s.contains("setsid /opt/crtest/bin/counter \"$D\" 40"), "{s}");
+        assert!(s.contains("'GLIBC_TUNABLES=glibc.pthread.rseq=0'"), "{s}");
+        assert!(s.contains("setsid '/opt/crtest/bin/counter' \"$D\" 40"), "{s}");
         let d = dump_script(&op, &w(), 10, 60);
         assert!(
             d.contains("criu dump -t \"$PID\" -D /tmp/img-d3 -o dump.log -v4 --action-script /tmp/snap-d3.sh '--tcp-established'"),
@@ -464,11 +459,8 @@ mod tests {
 
     #[test]
     fn dir_placeholder_expands_in_the_guest() {
-        assert_eq!(options(&["--root".into(), "{dir}".into()]), "'--root' \"$D\"");
-    }
-
-    #[test]
-    fn quoting_survives_single_quotes() {
-        assert_eq!(quote("a'b"), r"'a'\''b'");
+        assert_eq!(options(&["--root".into(), "{dir}".into()]), "'--root' ''\"$D\"''");
+        // The rest of an option with `{dir}` stays inert.
+        assert_eq!(options(&["--x={dir}/$(id)".into()]), "'--x='\"$D\"'/$(id)'");
     }
 }

@@ -28,6 +28,7 @@ pub mod reaper;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod shell;
 pub mod snapshot;
 pub mod verdict;
 pub mod virtme;
