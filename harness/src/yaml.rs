@@ -18,9 +18,14 @@ impl ConfigError {
     }
 }
 
-/// Reads and deserializes `path`.
+/// Largest configuration file read; anything bigger is not a hand-written file.
+pub const MAX_BYTES: u64 = 1 << 20;
+
+/// Reads and deserializes `path` (a regular file of at most [`MAX_BYTES`]).
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+    let data = crate::fsutil::read_bounded(path, MAX_BYTES).map_err(|e| ConfigError::new(path, None, e))?;
+    let text =
+        String::from_utf8(data).map_err(|e| ConfigError::new(path, None, format!("expected UTF-8 text: {e}")))?;
     let value = parse(path, &text)?;
     Ok((value, text))
 }
