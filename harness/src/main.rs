@@ -470,15 +470,29 @@ fn convert(
     use crtest::convert;
     let project = Project::load()?;
     let formats = load_formats(&project, file)?;
-    anyhow::ensure!(input.is_dir(), "{}: expected an image directory", input.display());
-    anyhow::ensure!(!output.exists(), "{}: already exists; crtest convert writes a new directory", output.display());
+    convert::check_input_dir(input)?;
+    anyhow::ensure!(
+        std::fs::symlink_metadata(output).is_err(),
+        "{}: already exists; crtest convert writes a new directory",
+        output.display()
+    );
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let (inside, outside) = (std::fs::canonicalize(input)?, std::fs::canonicalize(parent)?);
+    anyhow::ensure!(
+        !outside.starts_with(&inside),
+        "{}: expected a directory outside the input {} (it would be converted into itself)",
+        output.display(),
+        input.display()
+    );
     let specs = formats.chain(from, to).map_err(anyhow::Error::msg)?;
     let log = |m: &str| eprintln!("note: {m}");
     let needed = specs.iter().flat_map(|s| [s.from.clone(), s.to.clone()]);
     let crits = crtest::crit::for_formats(needed, &project.engines, &crtest::fsutil::cache_dir(), &log)?;
     let steps = convert::steps(&specs, (from, to), Box::new(convert::Identity), &crits)?;
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    // Ctrl-C or SIGTERM kills the converter and removes the scratch dir.
+    crtest::reaper::install();
     let scratch = tempfile::Builder::new().prefix(".crtest-convert-").tempdir_in(parent)?;
+    crtest::reaper::scratch(scratch.path());
     let records = convert::run_chain(&steps, input, scratch.path(), &scratch.path().join("out"));
     for (i, r) in records.iter().enumerate() {
         println!("{}", r.summary(i + 1, steps.len()));
@@ -489,6 +503,7 @@ fn convert(
     if records.len() == steps.len() && records.iter().all(|r| r.ok) {
         std::fs::rename(scratch.path().join("out"), output)
             .with_context(|| format!("moving the converted images to {}", output.display()))?;
+        crtest::reaper::unscratch(scratch.path());
         println!("converted {} ({from}) into {} ({to})", input.display(), output.display());
         return Ok(0);
     }
