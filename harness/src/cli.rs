@@ -87,12 +87,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
         matrix: PathBuf,
     },
-    /// New failures, fixed cells and changed reasons between two runs; exit 1 on a new failure.
+    /// New failures, new skips, fixed cells, changed reasons, added and removed cells between two
+    /// runs; exit 1 on a new failure, a new skip or a removed cell, 2 on a bad document.
     Compare {
         /// Baseline results (an output dir or a results.json).
         baseline: PathBuf,
         /// New results (an output dir or a results.json).
         new: PathBuf,
+        /// Accept cells of the baseline that NEW lacks (e.g. NEW ran a smaller matrix).
+        #[arg(long)]
+        allow_removed: bool,
+        /// Accept cells that ran in the baseline and SKIP in NEW.
+        #[arg(long)]
+        allow_skip: bool,
     },
 }
 

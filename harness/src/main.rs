@@ -47,7 +47,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Convert { from, to, formats, input, output } => {
             convert(&from, &to, formats.as_deref(), &input, &output)
         }
-        Command::Compare { baseline, new } => compare(&baseline, &new),
+        Command::Compare { baseline, new, allow_removed, allow_skip } => {
+            compare(&baseline, &new, crtest::compare::Allow { removed: allow_removed, skip: allow_skip })
+        }
         Command::Bisect(args) => bisect_cmd(args),
     }
 }
@@ -345,7 +347,7 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let (matrix, plan) = load_plan(&project, &select)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
-    let merged = crtest::merge::merge(&docs, Some(&expected))?;
+    let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
     let cells: Vec<crtest::runner::CellResult> = serde_json::from_value(merged["cells"].clone())?;
     let grid = crtest::report::grid::render(&cells, &matrix.kernels);
     let staging = crtest::report::output::Staging::new(out)?;
@@ -360,14 +362,17 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     Ok(summary.exit_code())
 }
 
-fn compare(baseline: &std::path::Path, new: &std::path::Path) -> Result<i32> {
-    let load = |p: &std::path::Path| -> Result<serde_json::Value> {
-        let dir = if p.is_dir() { p.to_path_buf() } else { p.parent().map(PathBuf::from).unwrap_or_default() };
-        Ok(crtest::merge::load_dir(&dir)?.1)
-    };
-    let cmp = crtest::compare::compare(&load(baseline)?, &load(new)?);
+fn compare(baseline: &std::path::Path, new: &std::path::Path, allow: crtest::compare::Allow) -> Result<i32> {
+    use crtest::compare::{self, CompareError};
+    let (base_path, base) = compare::load(baseline)?;
+    let (new_path, new) = compare::load(new)?;
+    // One file compared with itself always passes: that is a mistake.
+    if std::fs::canonicalize(&base_path)? == std::fs::canonicalize(&new_path)? {
+        return Err(CompareError::SameFile(base_path, new_path).into());
+    }
+    let cmp = compare::compare(&base, &new);
     println!("{}", cmp.render());
-    Ok(if cmp.regressed() { 1 } else { 0 })
+    Ok(if cmp.regressed(allow) { 1 } else { 0 })
 }
 
 fn plan(select: Select, format: &str) -> Result<i32> {
