@@ -34,7 +34,7 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkloadsCommand,
     },
-    /// Run one cell; exit 0 PASS, 1 FAIL, 125 otherwise (for `git bisect run`).
+    /// Run one cell; exit 0 PASS, 1 FAIL, 125 when the kernel cannot be tested, 2 on a usage error (for `git bisect run`).
     Cell(CellArgs),
     /// Find the first kernel where a cell goes bad.
     Bisect(BisectArgs),

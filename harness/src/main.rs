@@ -133,9 +133,26 @@ fn one_cell(
     Ok((c.status, c.cell.id.clone(), c.reason.clone().unwrap_or_default()))
 }
 
+/// Mistakes in `crtest cell`'s own arguments: exit 2 (an error), never 125,
+/// which would make `git bisect run` skip every revision instead of stopping.
+fn check_cell_usage(project: &Project, args: &CellArgs) -> Result<()> {
+    anyhow::ensure!(
+        project.library.get(&args.workload).is_some(),
+        "--workload {}: unknown workload; see `crtest workloads list`",
+        args.workload
+    );
+    for (flag, engine) in [("--engine", &args.engine), ("--restore-engine", &args.restore_engine)] {
+        if let Some(e) = engine.as_deref().filter(|e| !project.formats.knows_engine(e)) {
+            bail!("{flag} {e}: unknown engine; expected host or an id of kernels/engines.yaml");
+        }
+    }
+    crtest::report::output::check_out(&args.out)
+}
+
 fn cell(args: CellArgs) -> Result<i32> {
     const SKIP: i32 = 125;
     let mut project = Project::load()?;
+    check_cell_usage(&project, &args)?;
     let mut resolve = |k: &str| project.catalog.resolve(k, args.modules.as_deref());
     let (src, dst) = match (resolve(&args.src_kernel), resolve(&args.dst_kernel)) {
         (Ok(s), Ok(d)) => (s, d),
