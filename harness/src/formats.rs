@@ -150,7 +150,10 @@ impl Formats {
         }
         for (id, format) in engines {
             if pos(format).is_none() {
-                return Err(err(None, format!("engine {id} speaks format `{format}`, which is not in `versions`")));
+                return Err(err(
+                    at("versions", "versions"),
+                    format!("engine {id} speaks format `{format}`, which is not in `versions`"),
+                ));
             }
         }
         Ok(Formats { path: path.to_path_buf(), versions: raw.versions, steps, engine_formats: engines.clone() })

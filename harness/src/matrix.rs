@@ -170,6 +170,12 @@ fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
     Err((v.to_string(), format!("{field} {v}: expected {}..={}", range.start(), range.end())))
 }
 
+/// A QEMU `-cpu` value: a model and comma-separated flags.
+fn valid_cpu(cpu: &str) -> bool {
+    (1..=128).contains(&cpu.len())
+        && cpu.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ',' | '=' | '+' | '-'))
+}
+
 /// The first entry of `items` that appears twice, if any.
 fn first_duplicate(items: &[String]) -> Option<&String> {
     items.iter().enumerate().find(|(i, x)| items[..*i].contains(x)).map(|(_, x)| x)
@@ -216,7 +222,8 @@ impl Matrix {
             }
         }
         if raw.kernels.is_empty() || raw.workloads.is_empty() {
-            return Err(err(None, "expected at least one kernel and one workload".into()));
+            let section = if raw.kernels.is_empty() { "kernels" } else { "workloads" };
+            return Err(err(at(section, section), "expected at least one kernel and one workload".into()));
         }
         for (section, list) in [("kernels", &raw.kernels), ("workloads", &raw.workloads)] {
             if let Some(d) = first_duplicate(list) {
@@ -334,7 +341,19 @@ impl Matrix {
             pairs,
             timeouts: Timeouts { boot: Duration::from_secs(boot_s), operation: Duration::from_secs(op_s) },
             memory_mb,
-            cpu: raw.vm.cpu.unwrap_or_else(|| "max".into()),
+            cpu: match raw.vm.cpu {
+                None => "max".into(),
+                Some(cpu) if valid_cpu(&cpu) => cpu,
+                Some(cpu) => {
+                    return Err(err(
+                        at("vm", &cpu),
+                        format!(
+                            "vm.cpu `{}`: expected a QEMU CPU model like max or qemu64,+avx (A-Z a-z 0-9 _ . , = + -)",
+                            crate::shell::printable(&cpu)
+                        ),
+                    ))
+                }
+            },
             pvh: match raw.vm.boot.as_deref() {
                 None | Some("pvh") => true,
                 Some("bzimage") => false,
@@ -494,6 +513,14 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("matrix.yaml:2: unknown workload `nope`"), "{e}");
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\ntimeouts:\n  boot: soon\n").unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nvm: {cpu: \"max -S\"}\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: vm.cpu `max -S`: expected a QEMU CPU model"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nvm: {memory_mb: 0}\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: vm.memory_mb 0: expected 256..=65536"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: []\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: the pairs select no cell"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter, counter]\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:2: workloads: `counter` appears twice"), "{e}");
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: [[\"6.1\", \"5.10\"]]\n").unwrap_err();
         assert!(e.to_string().contains("kernel `5.10` is not in this matrix's `kernels`"), "{e}");
     }

@@ -71,7 +71,7 @@ impl Catalog {
         let (raw, text): (RawCatalog, _) = yaml::load(path)?;
         let mut kernels = Vec::new();
         for k in raw.kernels {
-            let line = yaml::line_of(&text, "kernels", &format!("\"{}\"", k.id))
+            let line = yaml::find_line(&text, "kernels", &format!("\"{}\"", k.id))
                 .or_else(|| yaml::line_of(&text, "kernels", &k.id));
             let err = |m: String| ConfigError::new(path, line, m);
             // Ids name cache files, VM share dirs and cell ids.
