@@ -85,6 +85,10 @@ impl External {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        // Whatever it left running in its group (a background job holding
+        // stderr open) goes with it: the step is over.
+        let _ =
+            nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
         crate::reaper::unregister(child.id() as i32);
         // A grandchild may keep stderr open after a kill; the group kill
         // above closes it, so the reader ends.
@@ -481,6 +485,15 @@ mod tests {
         let (dir, conv, a) = hostile("yes 'noise line' | head -c 5000000 >&2; echo last words >&2; exit 1");
         let m = run_step(&conv, "x", "y", &a, &dir.path().join("b")).message.unwrap();
         assert!(m.len() < 4096 + 300 && m.ends_with("last words") && m.contains("[...]"), "{}", m.len());
+    }
+
+    #[test]
+    fn background_jobs_of_a_converter_do_not_hold_it_up() {
+        let (dir, conv, a) = hostile("cp \"$1\"/* \"$2\"/; sleep 600 & exit 0");
+        let t = Instant::now();
+        let rec = run_step(&conv, "x", "y", &a, &dir.path().join("b"));
+        assert!(rec.ok, "{rec:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 
     #[test]

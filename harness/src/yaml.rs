@@ -24,8 +24,10 @@ pub const MAX_BYTES: u64 = 1 << 20;
 /// Reads and deserializes `path` (a regular file of at most [`MAX_BYTES`]).
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
     let data = crate::fsutil::read_bounded(path, MAX_BYTES).map_err(|e| ConfigError::new(path, None, e))?;
-    let text =
-        String::from_utf8(data).map_err(|e| ConfigError::new(path, None, format!("expected UTF-8 text: {e}")))?;
+    let text = String::from_utf8(data).map_err(|e| {
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError::new(path, Some(line), format!("expected UTF-8 text: {}", e.utf8_error()))
+    })?;
     let value = parse(path, &text)?;
     Ok((value, text))
 }
@@ -96,6 +98,20 @@ mod tests {
         let err = parse::<T>(Path::new("m.yaml"), "\n\na: many\n").unwrap_err();
         assert_eq!(err.line, Some(3));
         assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn files_that_are_not_text_or_not_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.yaml");
+        std::fs::write(&p, b"a: 1\nb: \xff\n").unwrap();
+        let err = load::<T>(&p).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+        assert!(err.to_string().contains("expected UTF-8 text"), "{err}");
+        let err = load::<T>(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.to_string(), "/dev/zero: expected a regular file");
+        std::fs::write(&p, vec![b'#'; MAX_BYTES as usize + 1]).unwrap();
+        assert!(load::<T>(&p).unwrap_err().to_string().contains("expected at most 1048576"));
     }
 
     #[test]

@@ -22,8 +22,10 @@ pub fn check_out(out: &Path) -> Result<()> {
         other => other.with_context(|| format!("--out {}", out.display()))?,
     };
     anyhow::ensure!(meta.is_dir(), "--out {}: exists and is not a directory", out.display());
-    let mut entries = std::fs::read_dir(out).with_context(|| format!("--out {}: cannot list", out.display()))?;
-    if entries.next().is_none() || is_crtest_output(out) {
+    let entries = std::fs::read_dir(out).with_context(|| format!("--out {}: cannot list", out.display()))?;
+    // Staging dirs are crtest's own (left by a run that was killed).
+    let foreign = entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with(".staging-"));
+    if !foreign || is_crtest_output(out) {
         return Ok(());
     }
     anyhow::bail!(
