@@ -457,6 +457,29 @@ mod tests {
         assert!(i.find("criu dump").unwrap() < i.find("criu restore -D /tmp/img-i4").unwrap(), "{i}");
     }
 
+    /// Every script parses as shell, with the fields a user controls set
+    /// to what validation lets through.
+    #[test]
+    fn scripts_parse_with_user_fields() {
+        let w: Workload = serde_yaml_ng::from_str(
+            "name: app\nsummary: s\nsteps: 40\ndump_after: 10\npath: /p\nargs: [\"a'b\", \"$(x)\"]\n\
+             transcript: out.txt\ndump_root: root.pid\nenv: {A_B: \"it's $HOME\"}\n\
+             dump_opts: [\"--x={dir}/'`y`\"]\nrestore_opts: [\"--root\", \"{dir}\"]\n",
+        )
+        .unwrap();
+        let (op, d) = (OpPaths::new("r5"), OpPaths::new("d3"));
+        for script in [
+            start_script(&d, &w, 40, 100, Some(1000)),
+            dump_script(&d, &w, 10, 60),
+            restore_script(&op, &d, &w, 1000),
+            iterate_script(&op, &d, &w, 1000, 3, 40, 60),
+            wait_script(&op, &d, &w, 1000, 60),
+        ] {
+            let out = Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
+            assert!(out.status.success(), "{}\n{script}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
     #[test]
     fn dir_placeholder_expands_in_the_guest() {
         assert_eq!(options(&["--root".into(), "{dir}".into()]), "'--root' ''\"$D\"''");
