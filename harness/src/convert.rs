@@ -261,16 +261,22 @@ fn copy_raw(input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `dir` is a directory of regular files only, as a CRIU image
-/// directory is: a link could make a converter read or write outside it.
+/// Checks that `dir` is a directory of regular files (and directories of
+/// them), as a CRIU image directory is: a link could make a converter read
+/// or write outside it, and a FIFO or device would block or never end.
 pub fn check_input_dir(dir: &Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir).with_context(|| format!("{}: cannot read", dir.display()))?;
     anyhow::ensure!(meta.is_dir(), "{}: expected an image directory (not a link or a file)", dir.display());
     for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let e = e?;
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            check_input_dir(&e.path())?;
+            continue;
+        }
         anyhow::ensure!(
-            e.file_type()?.is_file(),
-            "{}: expected only regular files in an image directory, found {}",
+            kind.is_file(),
+            "{}: expected only regular files in an image directory, found {}, a link or special file",
             dir.display(),
             e.file_name().to_string_lossy()
         );
