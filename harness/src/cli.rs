@@ -34,7 +34,7 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkloadsCommand,
     },
-    /// Run one cell; exit 0 PASS, 1 FAIL, 125 otherwise (for `git bisect run`).
+    /// Run one cell; exit 0 PASS, 1 FAIL, 125 when the kernel cannot be tested, 2 on a usage error (for `git bisect run`).
     Cell(CellArgs),
     /// Find the first kernel where a cell goes bad.
     Bisect(BisectArgs),
@@ -44,8 +44,8 @@ pub enum Command {
         kernel: String,
         #[arg(long, default_value = "counter")]
         workload: String,
-        /// Runs of each measurement.
-        #[arg(long, default_value_t = 3)]
+        /// Runs of each measurement (1..=100).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
         #[arg(long)]
         accel: Option<AccelChoice>,
@@ -87,12 +87,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
         matrix: PathBuf,
     },
-    /// New failures, fixed cells and changed reasons between two runs; exit 1 on a new failure.
+    /// New failures, new skips, fixed cells, changed reasons, added and removed cells between two
+    /// runs; exit 1 on a new failure, a new skip or a removed cell, 2 on a bad document.
     Compare {
         /// Baseline results (an output dir or a results.json).
         baseline: PathBuf,
         /// New results (an output dir or a results.json).
         new: PathBuf,
+        /// Accept cells of the baseline that NEW lacks (e.g. NEW ran a smaller matrix).
+        #[arg(long)]
+        allow_removed: bool,
+        /// Accept cells that ran in the baseline and SKIP in NEW.
+        #[arg(long)]
+        allow_skip: bool,
     },
 }
 
@@ -148,8 +155,8 @@ pub struct BisectArgs {
     /// The kernel on the side that does not move (with --side src or dst).
     #[arg(long)]
     pub fixed: Option<String>,
-    /// Runs per probe: any FAIL is bad, all PASS is good.
-    #[arg(long, default_value_t = 2)]
+    /// Runs per probe: any FAIL is bad, all PASS is good (1..=20).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
     #[arg(long, default_value = "crtest-bisect")]
     pub out: PathBuf,
@@ -180,8 +187,8 @@ pub struct Select {
 pub struct RunArgs {
     #[command(flatten)]
     pub select: Select,
-    /// VMs running at once.
-    #[arg(short = 'j', long, default_value_t = default_jobs())]
+    /// VMs running at once (1..=64).
+    #[arg(short = 'j', long, default_value_t = default_jobs(), value_parser = jobs_in_range)]
     pub jobs: usize,
     /// Output directory for results.json, junit.xml and artifacts.
     #[arg(long, default_value = "crtest-out")]
@@ -220,6 +227,18 @@ pub enum WorkloadsCommand {
     List,
 }
 
+/// Most VMs at once: each is a QEMU and a thread; more would only thrash.
+pub const MAX_JOBS: usize = 64;
+
+fn jobs_in_range(text: &str) -> Result<usize, String> {
+    let n: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (1..=MAX_JOBS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("expected 1..={MAX_JOBS} VMs at once"))
+    }
+}
+
 /// VMs at once by default: guests under TCG spend most of a cell waiting on
 /// the workloads' sleeps, so two per core keep the cores busy (measured: the
 /// 27-cell matrix took 39.5 s with 3 VMs, 49.9 s with 2, on 2 cores), as
@@ -230,5 +249,5 @@ pub fn default_jobs() -> usize {
         .ok()
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().split(' ').next()?.parse().ok()))
         .unwrap_or(4 << 20);
-    (2 * cores).min(mem_kib / (2560 << 10)).max(1)
+    (2 * cores).min(mem_kib / (2560 << 10)).clamp(1, MAX_JOBS)
 }

@@ -3,10 +3,80 @@
 //!
 //! Badness follows KCIDB: FAIL > ERROR > SKIP > PASS. A FAIL is the kernel's
 //! fault, an ERROR the harness's, so ERROR -> FAIL counts as a new failure.
+//! A cell that ran and now SKIPs, and a cell that is gone, are regressions
+//! too (unless allowed): a gate must not open because coverage vanished.
+//! Both documents are checked first: a file that is not a crtest results
+//! document, has no cells or repeats an id is an error, never a pass.
 
+use crate::report::json::SCHEMA;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Largest results document read (the default matrix's is about 2 MB).
+const MAX_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{}: {why}", path.display())]
+    Unreadable { path: PathBuf, why: String },
+    #[error("{}: expected a crtest results document ({SCHEMA}): {why}", path.display())]
+    NotResults { path: PathBuf, why: String },
+    #[error("{}: cell {id} appears twice", path.display())]
+    Duplicate { path: PathBuf, id: String },
+    #[error("{}: no cells: nothing to compare", path.display())]
+    Empty { path: PathBuf },
+    #[error("{} and {} are the same file", .0.display(), .1.display())]
+    SameFile(PathBuf, PathBuf),
+}
+
+/// Reads a results document: `path` itself when it is a file, else
+/// `path/results.json`; checked as [`check`] does.
+pub fn load(path: &Path) -> Result<(PathBuf, Value), CompareError> {
+    let file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
+    let unreadable = |why: String| CompareError::Unreadable { path: file.clone(), why };
+    let data = crate::fsutil::read_bounded(&file, MAX_BYTES).map_err(unreadable)?;
+    let doc: Value = serde_json::from_slice(&data)
+        .map_err(|e| CompareError::NotResults { path: file.clone(), why: format!("not JSON: {e}") })?;
+    check(&file, &doc)?;
+    Ok((file, doc))
+}
+
+/// A results document of this schema with at least one cell, each with an
+/// id, a known status and an id of its own.
+pub fn check(path: &Path, doc: &Value) -> Result<(), CompareError> {
+    let not = |why: String| CompareError::NotResults { path: path.to_path_buf(), why };
+    match doc.get("schema") {
+        Some(Value::String(s)) if s == SCHEMA => {}
+        other => return Err(not(format!("schema is {}", other.map_or("absent".into(), Value::to_string)))),
+    }
+    let cells = doc.get("cells").and_then(Value::as_array).ok_or_else(|| not("no `cells` array".into()))?;
+    if cells.is_empty() {
+        return Err(CompareError::Empty { path: path.to_path_buf() });
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in cells.iter().enumerate() {
+        let id = c.get("id").and_then(Value::as_str).ok_or_else(|| not(format!("cell {i} has no id")))?;
+        let status = c.get("status").and_then(Value::as_str).unwrap_or("absent");
+        if !matches!(status, "PASS" | "FAIL" | "ERROR" | "SKIP") {
+            return Err(not(format!("cell {id} has status {status}, expected PASS, FAIL, ERROR or SKIP")));
+        }
+        if !seen.insert(id) {
+            return Err(CompareError::Duplicate { path: path.to_path_buf(), id: id.into() });
+        }
+    }
+    Ok(())
+}
+
+/// Which changes CI may accept without failing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    /// Cells of BASELINE that NEW does not have (a smaller matrix).
+    pub removed: bool,
+    /// Cells that ran in BASELINE and SKIP in NEW.
+    pub skip: bool,
+}
 
 /// `before_status` of a cell that the baseline did not have.
 pub const ABSENT: &str = "ABSENT";
@@ -24,6 +94,8 @@ pub struct Change {
 pub struct Comparison {
     /// Got worse into FAIL or ERROR (including cells new in NEW).
     pub new_failures: Vec<Change>,
+    /// PASS, FAIL or ERROR -> SKIP: the cell no longer runs.
+    pub new_skips: Vec<Change>,
     /// FAIL or ERROR -> PASS.
     pub fixed: Vec<Change>,
     /// Still FAIL or ERROR, but failing differently (reason, or FAIL -> ERROR).
@@ -43,6 +115,7 @@ struct Outcome<'a> {
 
 enum Kind {
     NewFailure,
+    NewSkip,
     Fixed,
     ChangedReason,
 }
@@ -72,6 +145,7 @@ pub fn compare(baseline: &Value, new: &Value) -> Comparison {
         };
         match classify(before, *after) {
             Some(Kind::NewFailure) => c.new_failures.push(change()),
+            Some(Kind::NewSkip) => c.new_skips.push(change()),
             Some(Kind::Fixed) => c.fixed.push(change()),
             Some(Kind::ChangedReason) => c.changed_reasons.push(change()),
             None => {}
@@ -82,15 +156,19 @@ pub fn compare(baseline: &Value, new: &Value) -> Comparison {
 }
 
 impl Comparison {
-    /// Whether NEW is worse than BASELINE: the condition CI gates on.
-    pub fn regressed(&self) -> bool {
+    /// Whether NEW is worse than BASELINE: the condition CI gates on. New
+    /// failures always count; new skips and removed cells unless allowed.
+    pub fn regressed(&self, allow: Allow) -> bool {
         !self.new_failures.is_empty()
+            || (!allow.skip && !self.new_skips.is_empty())
+            || (!allow.removed && !self.removed.is_empty())
     }
 
     /// A text report: non-empty sections, one line per cell, then a summary line.
     pub fn render(&self) -> String {
         let mut out = String::new();
         section(&mut out, "New failures", self.new_failures.iter().map(line));
+        section(&mut out, "New skips", self.new_skips.iter().map(line));
         section(&mut out, "Fixed", self.fixed.iter().map(line));
         section(&mut out, "Changed reasons", self.changed_reasons.iter().map(line));
         section(&mut out, "Added", self.added.iter().cloned());
@@ -103,6 +181,7 @@ impl Comparison {
     fn summary(&self) -> String {
         [
             count(self.new_failures.len(), "new failure", "new failures"),
+            count(self.new_skips.len(), "new skip", "new skips"),
             count(self.fixed.len(), "fixed", "fixed"),
             count(self.changed_reasons.len(), "changed reason", "changed reasons"),
             count(self.added.len(), "added", "added"),
@@ -128,6 +207,8 @@ fn outcomes(doc: &Value) -> Vec<(&str, Outcome<'_>)> {
 fn classify(before: Outcome, after: Outcome) -> Option<Kind> {
     if is_bad(after.status) && rank(after.status) > rank(before.status) {
         Some(Kind::NewFailure)
+    } else if after.status == "SKIP" && matches!(before.status, "PASS" | "FAIL" | "ERROR") {
+        Some(Kind::NewSkip)
     } else if is_bad(before.status) && after.status == "PASS" {
         Some(Kind::Fixed)
     } else if is_bad(before.status)
@@ -213,8 +294,8 @@ mod tests {
     fn identical_inputs_do_not_regress() {
         let c = compare(&baseline(), &baseline());
         assert_eq!(c, Comparison::default());
-        assert!(!c.regressed());
-        assert_eq!(c.render(), "0 new failures, 0 fixed, 0 changed reasons, 0 added, 0 removed\n");
+        assert!(!c.regressed(Allow::default()));
+        assert_eq!(c.render(), "0 new failures, 0 new skips, 0 fixed, 0 changed reasons, 0 added, 0 removed\n");
     }
 
     #[test]
@@ -223,7 +304,7 @@ mod tests {
         new["cells"][0]["status"] = json!("FAIL");
         new["cells"][0]["reason"] = json!(SEGV);
         let c = compare(&baseline(), &new);
-        assert!(c.regressed());
+        assert!(c.regressed(Allow::default()));
         assert_eq!(
             c.new_failures,
             [Change {
@@ -255,7 +336,7 @@ mod tests {
         assert_eq!(ids(&c.changed_reasons), ["tcp/6.1->6.12"]);
         assert_eq!(c.added, ["fresh/6.1->6.12", "fresh/6.12->6.12"]);
         assert_eq!(c.removed, ["gone/6.1->6.12"]);
-        assert!(c.regressed());
+        assert!(c.regressed(Allow::default()));
     }
 
     #[test]
@@ -263,8 +344,53 @@ mod tests {
         let new = doc(&[("tcp/6.1->6.12", "ERROR", Some("boot_dst: timed out"))]);
         let base = doc(&[("tcp/6.1->6.12", "FAIL", Some("compare: output differs"))]);
         let c = compare(&base, &new);
-        assert!(!c.regressed());
+        assert!(!c.regressed(Allow { removed: true, skip: true }));
         assert_eq!(ids(&c.changed_reasons), ["tcp/6.1->6.12"]);
+    }
+
+    #[test]
+    fn pass_to_skip_and_removed_cells_regress_unless_allowed() {
+        let base = doc(&[("a/6.1->6.1", "PASS", None), ("b/6.1->6.1", "PASS", None)]);
+        let new = doc(&[("a/6.1->6.1", "SKIP", Some("no feature"))]);
+        let c = compare(&base, &new);
+        assert_eq!(ids(&c.new_skips), ["a/6.1->6.1"]);
+        assert_eq!(c.removed, ["b/6.1->6.1"]);
+        assert!(c.regressed(Allow::default()));
+        assert!(c.regressed(Allow { removed: true, skip: false }));
+        assert!(c.regressed(Allow { removed: false, skip: true }));
+        assert!(!c.regressed(Allow { removed: true, skip: true }));
+        assert!(c.render().contains("New skips (1):\n  a/6.1->6.1: PASS -> SKIP (no feature)\n"));
+    }
+
+    #[test]
+    fn garbage_documents_are_errors() {
+        let p = Path::new("new.json");
+        assert!(check(p, &baseline()).is_ok());
+        let e = check(p, &doc(&[])).unwrap_err().to_string();
+        assert_eq!(e, "new.json: no cells: nothing to compare");
+        let e = check(p, &json!({"schema": "other/1", "cells": []})).unwrap_err().to_string();
+        assert!(e.contains("expected a crtest results document") && e.contains("other/1"), "{e}");
+        let e = check(p, &json!({})).unwrap_err().to_string();
+        assert!(e.contains("schema is absent"), "{e}");
+        let dup = doc(&[("a/6.1->6.1", "PASS", None), ("a/6.1->6.1", "FAIL", None)]);
+        assert_eq!(check(p, &dup).unwrap_err().to_string(), "new.json: cell a/6.1->6.1 appears twice");
+        let odd = doc(&[("a/6.1->6.1", "GREAT", None)]);
+        assert!(check(p, &odd).unwrap_err().to_string().contains("status GREAT"));
+    }
+
+    #[test]
+    fn files_are_read_as_given_not_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("base.json"), dir.path().join("new.json"));
+        std::fs::write(&a, baseline().to_string()).unwrap();
+        std::fs::write(&b, doc(&[("counter/6.1->6.12", "FAIL", Some(SEGV))]).to_string()).unwrap();
+        let (pa, da) = load(&a).unwrap();
+        let (pb, db) = load(&b).unwrap();
+        assert_eq!((pa, pb), (a, b.clone()));
+        assert!(compare(&da, &db).regressed(Allow::default()));
+        std::fs::write(&b, "").unwrap();
+        assert!(load(&b).unwrap_err().to_string().contains("not JSON"));
+        assert!(load(dir.path()).unwrap_err().to_string().contains("results.json"));
     }
 
     #[test]
@@ -281,7 +407,7 @@ mod tests {
              Changed reasons (1):\n  tcp/6.1->6.12: FAIL -> FAIL (compare: exit code differs) \
              [was: compare: output differs]\n\n\
              Removed (3):\n  filemap/6.1->6.12\n  udp/6.1->6.12\n  gone/6.1->6.12\n\n\
-             1 new failure, 1 fixed, 1 changed reason, 0 added, 3 removed\n"
+             1 new failure, 0 new skips, 1 fixed, 1 changed reason, 0 added, 3 removed\n"
         );
         assert_eq!(text, expected);
     }

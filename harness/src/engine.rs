@@ -7,6 +7,7 @@
 
 use crate::cpio::Entry;
 use crate::guest::{self, WORKLOAD_BIN_DIR};
+use crate::shell::quote;
 use crate::workload::Workload;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -158,10 +159,6 @@ fn prelude() -> String {
     format!("{PRELUDE}{CRIU_FN}")
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Shell that writes an action script for CRIU: at `post-dump` and
 /// `pre-resume` (the tree is frozen, the restorer already gone) it records every fd and memory
 /// mapping of process `pid` and its descendants into `file`, like zdtm does.
@@ -202,21 +199,21 @@ export ROOT={pid} SNAPFILE={file}
 /// Starts `w` in the background in its own session; `pid_base` pins its PID
 /// (the dumped tree keeps its PIDs on restore, so each dump gets a range).
 pub fn start_script(op: &OpPaths, w: &Workload, steps: u32, step_ms: u32, pid_base: Option<u32>) -> String {
-    let env: Vec<String> = w.environment().iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+    // `env` takes each assignment as one word, so the key is quoted too.
+    let env: Vec<String> = w.environment().iter().map(|(k, v)| quote(&format!("{k}={v}"))).collect();
     let bump = pid_base
         .map(|p| format!("echo {} >/proc/sys/kernel/ns_last_pid || exit {}\n", p - 1, rc::SETUP))
         .unwrap_or_default();
     format!(
         "{prelude}D={dir}; OUT={out}\nmkdir -p \"$D\" \"$OUT\" && cd \"$D\" || exit {setup}\n{bump}\
-env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {bin}/{name} {args} </dev/null >{stdout} 2>/run/crtest/{id}.stdout &\n\
+env -i PATH=/usr/bin:/bin CRTEST_STEP_MS={step_ms} {env} setsid {prog} {args} </dev/null >{stdout} 2>/run/crtest/{id}.stdout &\n\
 echo $! >\"$OUT/pid\"\n",
         prelude = prelude(),
         dir = op.dir(),
         out = op.out(),
         setup = rc::SETUP,
         env = env.join(" "),
-        bin = WORKLOAD_BIN_DIR,
-        name = w.program(),
+        prog = quote(&format!("{WORKLOAD_BIN_DIR}/{}", w.program())),
         id = op.id,
         args = match &w.path {
             Some(_) => w.args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "),
@@ -235,7 +232,7 @@ echo $! >\"$OUT/pid\"\n",
 /// Library workloads end with `done`; a user's program ends when it exits.
 fn workload_sh(w: &Workload) -> String {
     match &w.path {
-        Some(_) => format!("T=\"$D/{}\"; PAT=''\nfinished() {{ ! alive \"$PID\"; }}\n", w.transcript_file()),
+        Some(_) => format!("T=\"$D\"/{}; PAT=''\nfinished() {{ ! alive \"$PID\"; }}\n", quote(w.transcript_file())),
         None => {
             "T=\"$D/transcript\"; PAT='^step '\nfinished() { [ -f \"$T\" ] && [ \"$(tail -n 1 \"$T\")\" = done ]; }\n"
                 .to_string()
@@ -299,14 +296,11 @@ cp /tmp/work-{id}/restore.log "$OUT/restore.log"; cp /tmp/work-{id}/root.pid {ro
     )
 }
 
-/// Engine options, shell-quoted; `{dir}` stands for the workload's
-/// directory (`$D` in the scripts), e.g. `--root {dir}`.
+/// Engine options, one shell word each; `{dir}` stands for the workload's
+/// directory (`$D` in the scripts), e.g. `--root={dir}`. Only `$D` is
+/// spliced in: the rest of each option stays single-quoted.
 fn options(opts: &[String]) -> String {
-    let one = |o: &String| match o.contains("{dir}") {
-        true => format!("\"{}\"", o.replace('"', "").replace("{dir}", "$D")),
-        false => quote(o),
-    };
-    opts.iter().map(one).collect::<Vec<_>>().join(" ")
+    opts.iter().map(|o| crate::shell::quote_with_var(o, "{dir}", "D")).collect::<Vec<_>>().join(" ")
 }
 
 /// Shell that points `$PID` at the process to dump: the started program,
@@ -316,7 +310,8 @@ fn dump_root_sh(w: &Workload) -> String {
     match &w.dump_root {
         None => String::new(),
         Some(file) => format!(
-            "PID=$(cat \"$D/{file}\") || {{ echo \"no {file}\"; exit {setup}; }}\necho \"$PID\" >\"$OUT/pid\"\n",
+            "PID=$(cat \"$D\"/{q}) || {{ echo no {q}; exit {setup}; }}\necho \"$PID\" >\"$OUT/pid\"\n",
+            q = quote(file),
             setup = rc::SETUP
         ),
     }
@@ -490,8 +485,8 @@ mod tests {
         let op = OpPaths::new("d3");
         let s = start_script(&op, &w(), 40, 100, Some(103000));
         assert!(s.contains("echo 102999 >/proc/sys/kernel/ns_last_pid"), "{s}");
-        assert!(s.contains("GLIBC_TUNABLES='glibc.pthread.rseq=0'"), "{s}");
-        assert!(s.contains("setsid /opt/crtest/bin/counter \"$D\" 40"), "{s}");
+        assert!(s.contains("'GLIBC_TUNABLES=glibc.pthread.rseq=0'"), "{s}");
+        assert!(s.contains("setsid '/opt/crtest/bin/counter' \"$D\" 40"), "{s}");
         let d = dump_script(&op, &w(), 10, 60);
         assert!(
             d.contains("criu dump -t \"$PID\" -D /tmp/img-d3 -o dump.log -v4 --action-script /tmp/snap-d3.sh '--tcp-established'"),
@@ -511,13 +506,33 @@ mod tests {
         assert!(i.find("criu dump").unwrap() < i.find("criu restore -D /tmp/img-i4").unwrap(), "{i}");
     }
 
+    /// Every script parses as shell, with the fields a user controls set
+    /// to what validation lets through.
     #[test]
-    fn dir_placeholder_expands_in_the_guest() {
-        assert_eq!(options(&["--root".into(), "{dir}".into()]), "'--root' \"$D\"");
+    fn scripts_parse_with_user_fields() {
+        let w: Workload = serde_yaml_ng::from_str(
+            "name: app\nsummary: s\nsteps: 40\ndump_after: 10\npath: /p\nargs: [\"a'b\", \"$(x)\"]\n\
+             transcript: out.txt\ndump_root: root.pid\nenv: {A_B: \"it's $HOME\"}\n\
+             dump_opts: [\"--x={dir}/'`y`\"]\nrestore_opts: [\"--root\", \"{dir}\"]\n",
+        )
+        .unwrap();
+        let (op, d) = (OpPaths::new("r5"), OpPaths::new("d3"));
+        for script in [
+            start_script(&d, &w, 40, 100, Some(1000)),
+            dump_script(&d, &w, 10, 60),
+            restore_script(&op, &d, &w, 1000),
+            iterate_script(&op, &d, &w, 1000, 3, 40, 60),
+            wait_script(&op, &d, &w, 1000, 60),
+        ] {
+            let out = Command::new("sh").arg("-n").arg("-c").arg(&script).output().unwrap();
+            assert!(out.status.success(), "{}\n{script}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     #[test]
-    fn quoting_survives_single_quotes() {
-        assert_eq!(quote("a'b"), r"'a'\''b'");
+    fn dir_placeholder_expands_in_the_guest() {
+        assert_eq!(options(&["--root".into(), "{dir}".into()]), "'--root' ''\"$D\"''");
+        // The rest of an option with `{dir}` stays inert.
+        assert_eq!(options(&["--x={dir}/$(id)".into()]), "'--x='\"$D\"'/$(id)'");
     }
 }

@@ -91,7 +91,16 @@ impl Formats {
         let at = |section: &str, needle: &str| yaml::line_of(&text, section, needle);
         let err = |line, m: String| ConfigError::new(path, line, m);
         let pos = |v: &str| raw.versions.iter().position(|x| x == v);
-        let mut steps = Vec::new();
+        if raw.versions.is_empty() {
+            return Err(err(at("versions", "versions"), "expected at least one version in `versions`".into()));
+        }
+        for (i, v) in raw.versions.iter().enumerate() {
+            crate::shell::check_name(v).map_err(|e| err(at("versions", v), format!("version {e}")))?;
+            if raw.versions[..i].contains(v) {
+                return Err(err(at("versions", v), format!("version `{v}` appears twice in `versions`")));
+            }
+        }
+        let mut steps: Vec<StepSpec> = Vec::new();
         for c in &raw.converters {
             let (Some(a), Some(b)) = (pos(&c.from), pos(&c.to)) else {
                 let bad = if pos(&c.from).is_none() { &c.from } else { &c.to };
@@ -114,18 +123,26 @@ impl Formats {
                     ),
                 ));
             }
+            if steps.iter().any(|s| s.from == c.from && s.to == c.to) {
+                return Err(err(
+                    at("converters", &c.using),
+                    format!(
+                        "converter {} -> {}: a second converter for this step (expected one per step)",
+                        c.from, c.to
+                    ),
+                ));
+            }
             let using = match c.using.as_str() {
                 "identity" => Using::Identity,
                 "crit-recode" => Using::CritRecode,
                 "pagemap-nr-pages" => Using::PagemapNrPages,
                 cmd => {
-                    let p = std::path::absolute(path.parent().unwrap_or(Path::new(".")).join(cmd)).unwrap_or_default();
-                    if !p.is_file() {
-                        return Err(err(
+                    let p = executable(path, cmd).map_err(|why| {
+                        err(
                             at("converters", cmd),
-                            format!("converter `{cmd}`: expected one of {BUILTINS} or an executable file"),
-                        ));
-                    }
+                            format!("converter `{cmd}`: expected one of {BUILTINS} or an executable file: {why}"),
+                        )
+                    })?;
                     Using::Command(p)
                 }
             };
@@ -133,7 +150,10 @@ impl Formats {
         }
         for (id, format) in engines {
             if pos(format).is_none() {
-                return Err(err(None, format!("engine {id} speaks format `{format}`, which is not in `versions`")));
+                return Err(err(
+                    at("versions", "versions"),
+                    format!("engine {id} speaks format `{format}`, which is not in `versions`"),
+                ));
             }
         }
         Ok(Formats { path: path.to_path_buf(), versions: raw.versions, steps, engine_formats: engines.clone() })
@@ -179,6 +199,21 @@ impl Formats {
         }
         Ok(out)
     }
+}
+
+/// The absolute path of command `cmd` named in config file `config`
+/// (relative to its directory), if it is an executable regular file.
+pub fn executable(config: &Path, cmd: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = std::path::absolute(config.parent().unwrap_or(Path::new(".")).join(cmd)).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", p.display()));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(format!("{} is not executable (chmod +x)", p.display()));
+    }
+    Ok(p)
 }
 
 /// `criu-MAJOR.MINOR` of the host's CRIU, the format it writes.
@@ -229,6 +264,9 @@ pub(crate) mod tests {
         let p = dir.path().join("formats.yaml");
         std::fs::write(&p, text).unwrap();
         std::fs::write(dir.path().join("conv.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.path().join("conv.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::write(dir.path().join("plain.sh"), "#!/bin/sh\n").unwrap();
         Formats::load(&p, &engines())
     }
 
@@ -262,6 +300,17 @@ pub(crate) mod tests {
         let f = load(&format!("{THREE}converters:\n  - {{from: criu-4.1, to: criu-4.2, use: conv.sh}}\n")).unwrap();
         assert!(matches!(&f.steps[0].using, Using::Command(p) if p.ends_with("conv.sh")));
         assert!(load("versions: [criu-4.1]\n").unwrap_err().to_string().contains("criu-3.17"));
+        let e =
+            load(&format!("{THREE}converters:\n  - {{from: criu-4.1, to: criu-4.2, use: plain.sh}}\n")).unwrap_err();
+        assert!(e.to_string().contains("is not executable"), "{e}");
+        let e = load("versions: [criu-3.17, criu-4.1, criu-4.2, criu-4.1]\n").unwrap_err();
+        assert!(e.to_string().contains("formats.yaml:1: version `criu-4.1` appears twice"), "{e}");
+        let e = load(&format!(
+            "{THREE}converters:\n  - {{from: criu-4.1, to: criu-4.2, use: identity}}\n  - {{from: criu-4.1, to: criu-4.2, use: conv.sh}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        assert!(e.to_string().contains("a second converter for this step"), "{e}");
     }
 
     #[test]

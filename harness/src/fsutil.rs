@@ -1,6 +1,7 @@
 //! Small filesystem helpers: atomic writes, directory copies, cache location.
 
 use anyhow::{Context, Result};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Writes `data` to `path` through a temporary file in the same directory and
@@ -15,6 +16,33 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
+}
+
+/// Reads `path` if it is a regular file of at most `max` bytes: a device
+/// (`/dev/zero`), FIFO or directory would read forever or mean nothing.
+/// The error says what was wrong, not which file (callers name it).
+pub fn read_bounded(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("expected a regular file".into());
+    }
+    if meta.len() > max {
+        return Err(format!("{} bytes, expected at most {max}", meta.len()));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between the check and the read; never read past max.
+    file.take(max + 1).read_to_end(&mut data).map_err(|e| format!("cannot read: {e}"))?;
+    if data.len() as u64 > max {
+        return Err(format!("grew past {max} bytes while read"));
+    }
+    Ok(data)
 }
 
 /// Recursively copies `from` into `to` (created), keeping symlinks as links.
@@ -73,6 +101,17 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"second");
         // Only the target remains: no temp files left behind.
         assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn bounded_reads_refuse_devices_and_big_files() {
+        assert_eq!(read_bounded(Path::new("/dev/zero"), 10).unwrap_err(), "expected a regular file");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"12345").unwrap();
+        assert_eq!(read_bounded(&p, 5).unwrap(), b"12345");
+        assert_eq!(read_bounded(&p, 4).unwrap_err(), "5 bytes, expected at most 4");
+        assert!(read_bounded(dir.path(), 4).is_err());
     }
 
     #[test]

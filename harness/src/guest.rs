@@ -171,8 +171,7 @@ fn add_busybox(tree: &mut Tree) -> Result<()> {
 
 /// An ELF file with no PT_INTERP program header (no dynamic loader).
 pub fn is_static_elf(data: &[u8]) -> bool {
-    // 64-bit little-endian ELF only (the guests are x86_64).
-    data.starts_with(b"\x7fELF\x02\x01") && crate::elf::segments(data).iter().all(|s| s.kind != crate::elf::PT_INTERP)
+    crate::elf::check_static_executable(data).is_ok()
 }
 
 /// Finds `name` on PATH (plus the sbin directories root would have).

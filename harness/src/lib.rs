@@ -29,6 +29,7 @@ pub mod reaper;
 pub mod report;
 pub mod runner;
 pub mod session;
+pub mod shell;
 pub mod snapshot;
 pub mod tool;
 pub mod verdict;

@@ -80,7 +80,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Convert { from, to, formats, input, output } => {
             convert(&from, &to, formats.as_deref(), &input, &output)
         }
-        Command::Compare { baseline, new } => compare(&baseline, &new),
+        Command::Compare { baseline, new, allow_removed, allow_skip } => {
+            compare(&baseline, &new, crtest::compare::Allow { removed: allow_removed, skip: allow_skip })
+        }
         Command::Bisect(args) => bisect_cmd(args),
     }
 }
@@ -166,9 +168,26 @@ fn one_cell(
     Ok((c.status, c.cell.id.clone(), c.reason.clone().unwrap_or_default()))
 }
 
+/// Mistakes in `crtest cell`'s own arguments: exit 2 (an error), never 125,
+/// which would make `git bisect run` skip every revision instead of stopping.
+fn check_cell_usage(project: &Project, args: &CellArgs) -> Result<()> {
+    anyhow::ensure!(
+        project.library.get(&args.workload).is_some(),
+        "--workload {}: unknown workload; see `crtest workloads list`",
+        args.workload
+    );
+    for (flag, engine) in [("--engine", &args.engine), ("--restore-engine", &args.restore_engine)] {
+        if let Some(e) = engine.as_deref().filter(|e| !project.formats.knows_engine(e)) {
+            bail!("{flag} {e}: unknown engine; expected host or an id of kernels/engines.yaml");
+        }
+    }
+    crtest::report::output::check_out(&args.out)
+}
+
 fn cell(args: CellArgs) -> Result<i32> {
     const SKIP: i32 = 125;
     let mut project = Project::load()?;
+    check_cell_usage(&project, &args)?;
     let mut resolve = |k: &str| project.catalog.resolve(k, args.modules.as_deref());
     let (src, dst) = match (resolve(&args.src_kernel), resolve(&args.dst_kernel)) {
         (Ok(s), Ok(d)) => (s, d),
@@ -383,7 +402,7 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let (matrix, plan) = load_plan(&project, &select)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
-    let merged = crtest::merge::merge(&docs, Some(&expected))?;
+    let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
     let cells: Vec<crtest::runner::CellResult> = serde_json::from_value(merged["cells"].clone())?;
     let grid = crtest::report::grid::render(&cells, &matrix.kernels);
     let staging = crtest::report::output::Staging::new(out)?;
@@ -398,14 +417,17 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     Ok(summary.exit_code())
 }
 
-fn compare(baseline: &std::path::Path, new: &std::path::Path) -> Result<i32> {
-    let load = |p: &std::path::Path| -> Result<serde_json::Value> {
-        let dir = if p.is_dir() { p.to_path_buf() } else { p.parent().map(PathBuf::from).unwrap_or_default() };
-        Ok(crtest::merge::load_dir(&dir)?.1)
-    };
-    let cmp = crtest::compare::compare(&load(baseline)?, &load(new)?);
+fn compare(baseline: &std::path::Path, new: &std::path::Path, allow: crtest::compare::Allow) -> Result<i32> {
+    use crtest::compare::{self, CompareError};
+    let (base_path, base) = compare::load(baseline)?;
+    let (new_path, new) = compare::load(new)?;
+    // One file compared with itself always passes: that is a mistake.
+    if std::fs::canonicalize(&base_path)? == std::fs::canonicalize(&new_path)? {
+        return Err(CompareError::SameFile(base_path, new_path).into());
+    }
+    let cmp = compare::compare(&base, &new);
     say!("{}", cmp.render());
-    Ok(if cmp.regressed() { 1 } else { 0 })
+    Ok(if cmp.regressed(allow) { 1 } else { 0 })
 }
 
 fn plan(select: Select, format: &str) -> Result<i32> {
@@ -508,15 +530,29 @@ fn convert(
     use crtest::convert;
     let project = Project::load()?;
     let formats = load_formats(&project, file)?;
-    anyhow::ensure!(input.is_dir(), "{}: expected an image directory", input.display());
-    anyhow::ensure!(!output.exists(), "{}: already exists; crtest convert writes a new directory", output.display());
+    convert::check_input_dir(input)?;
+    anyhow::ensure!(
+        std::fs::symlink_metadata(output).is_err(),
+        "{}: already exists; crtest convert writes a new directory",
+        output.display()
+    );
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let (inside, outside) = (std::fs::canonicalize(input)?, std::fs::canonicalize(parent)?);
+    anyhow::ensure!(
+        !outside.starts_with(&inside),
+        "{}: expected a directory outside the input {} (it would be converted into itself)",
+        output.display(),
+        input.display()
+    );
     let specs = formats.chain(from, to).map_err(anyhow::Error::msg)?;
     let log = |m: &str| eprintln!("note: {m}");
     let needed = specs.iter().flat_map(|s| [s.from.clone(), s.to.clone()]);
     let crits = crtest::crit::for_formats(needed, &project.engines, &crtest::fsutil::cache_dir(), &log)?;
     let steps = convert::steps(&specs, (from, to), Box::new(convert::Identity), &crits)?;
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    // Ctrl-C or SIGTERM kills the converter and removes the scratch dir.
+    crtest::reaper::install();
     let scratch = tempfile::Builder::new().prefix(".crtest-convert-").tempdir_in(parent)?;
+    crtest::reaper::scratch(scratch.path());
     let records = convert::run_chain(&steps, input, scratch.path(), &scratch.path().join("out"));
     for (i, r) in records.iter().enumerate() {
         say!("{}", r.summary(i + 1, steps.len()));
@@ -527,6 +563,7 @@ fn convert(
     if records.len() == steps.len() && records.iter().all(|r| r.ok) {
         std::fs::rename(scratch.path().join("out"), output)
             .with_context(|| format!("moving the converted images to {}", output.display()))?;
+        crtest::reaper::unscratch(scratch.path());
         say!("converted {} ({from}) into {} ({to})", input.display(), output.display());
         return Ok(0);
     }

@@ -154,6 +154,38 @@ pub struct Matrix {
     pub library: Library,
 }
 
+/// Ranges of the matrix's numbers, checked at load (and documented there).
+pub const MEMORY_MB: std::ops::RangeInclusive<u32> = 256..=65536;
+pub const STEP_MS: std::ops::RangeInclusive<u32> = 1..=60_000;
+/// Seconds: a guest operation may take minutes under TCG, never more than a day.
+pub const TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=86_400;
+
+/// `value` (default `default`) if within `range`, else an error naming
+/// the field and the range.
+fn in_range<T: PartialOrd + Copy + std::fmt::Display>(
+    field: &str,
+    value: Option<T>,
+    default: T,
+    range: &std::ops::RangeInclusive<T>,
+) -> Result<T, (String, String)> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        return Ok(v);
+    }
+    Err((v.to_string(), format!("{field} {v}: expected {}..={}", range.start(), range.end())))
+}
+
+/// A QEMU `-cpu` value: a model and comma-separated flags.
+fn valid_cpu(cpu: &str) -> bool {
+    (1..=128).contains(&cpu.len())
+        && cpu.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ',' | '=' | '+' | '-'))
+}
+
+/// The first entry of `items` that appears twice, if any.
+fn first_duplicate(items: &[String]) -> Option<&String> {
+    items.iter().enumerate().find(|(i, x)| items[..*i].contains(x)).map(|(_, x)| x)
+}
+
 pub const PAIR_KINDS: &str = "all, diagonal, upgrade, downgrade, or a list of [src, dst]";
 
 impl Matrix {
@@ -195,8 +227,20 @@ impl Matrix {
             }
         }
         if raw.kernels.is_empty() || raw.workloads.is_empty() {
-            return Err(err(None, "expected at least one kernel and one workload".into()));
+            let section = if raw.kernels.is_empty() { "kernels" } else { "workloads" };
+            return Err(err(at(section, section), "expected at least one kernel and one workload".into()));
         }
+        for (section, list) in [("kernels", &raw.kernels), ("workloads", &raw.workloads)] {
+            if let Some(d) = first_duplicate(list) {
+                return Err(err(at(section, d), format!("{section}: `{d}` appears twice (each cell has one id)")));
+            }
+        }
+        let located = |section: &'static str| move |(v, m): (String, String)| err(at(section, &v), m);
+        let memory_mb = in_range("vm.memory_mb", raw.vm.memory_mb, 2048, &MEMORY_MB).map_err(located("vm"))?;
+        let step_ms = in_range("step_ms", raw.step_ms, 100, &STEP_MS).map_err(located("step_ms"))?;
+        let boot_s = in_range("timeouts.boot", raw.timeouts.boot, 180, &TIMEOUT_S).map_err(located("timeouts"))?;
+        let op_s =
+            in_range("timeouts.operation", raw.timeouts.operation, 180, &TIMEOUT_S).map_err(located("timeouts"))?;
         let mut kernels = raw.kernels.clone();
         kernels.sort_by_key(|k| catalog.rank(k));
         kernels.dedup();
@@ -287,6 +331,12 @@ impl Matrix {
                 ));
             }
         }
+        if pairs.is_empty() && engine_pairs.is_empty() {
+            return Err(err(
+                at("pairs", "pairs").or(at("kernels", "kernels")),
+                format!("the pairs select no cell: expected {PAIR_KINDS} that yields at least one pair"),
+            ));
+        }
         let engines =
             kernels.iter().map(|k| (k.clone(), raw.kernel_engines.get(k).unwrap_or(&default_engine).clone())).collect();
         Ok(Matrix {
@@ -294,12 +344,21 @@ impl Matrix {
             kernels,
             workloads: raw.workloads,
             pairs,
-            timeouts: Timeouts {
-                boot: Duration::from_secs(raw.timeouts.boot.unwrap_or(180)),
-                operation: Duration::from_secs(raw.timeouts.operation.unwrap_or(180)),
+            timeouts: Timeouts { boot: Duration::from_secs(boot_s), operation: Duration::from_secs(op_s) },
+            memory_mb,
+            cpu: match raw.vm.cpu {
+                None => "max".into(),
+                Some(cpu) if valid_cpu(&cpu) => cpu,
+                Some(cpu) => {
+                    return Err(err(
+                        at("vm", &cpu),
+                        format!(
+                            "vm.cpu `{}`: expected a QEMU CPU model like max or qemu64,+avx (A-Z a-z 0-9 _ . , = + -)",
+                            crate::shell::printable(&cpu)
+                        ),
+                    ))
+                }
             },
-            memory_mb: raw.vm.memory_mb.unwrap_or(2048),
-            cpu: raw.vm.cpu.unwrap_or_else(|| "max".into()),
             pvh: match raw.vm.boot.as_deref() {
                 None | Some("pvh") => true,
                 Some("bzimage") => false,
@@ -314,21 +373,17 @@ impl Matrix {
                 }
             },
             accel,
-            step_ms: raw.step_ms.unwrap_or(100),
+            step_ms,
             engines,
             engine_pairs,
             converter: match raw.converter.as_deref() {
                 None | Some("identity") => None,
-                Some(cmd) => {
-                    let p = std::path::absolute(path.parent().unwrap_or(Path::new(".")).join(cmd)).unwrap_or_default();
-                    if !p.is_file() {
-                        return Err(err(
-                            at("converter", cmd),
-                            format!("converter `{cmd}`: expected `identity` or an executable file"),
-                        ));
-                    }
-                    Some(p)
-                }
+                Some(cmd) => Some(crate::formats::executable(path, cmd).map_err(|why| {
+                    err(
+                        at("converter", cmd),
+                        format!("converter `{cmd}`: expected `identity` or an executable file: {why}"),
+                    )
+                })?),
             },
             library,
             formats,
@@ -472,6 +527,14 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("matrix.yaml:2: unknown workload `nope`"), "{e}");
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\ntimeouts:\n  boot: soon\n").unwrap_err();
         assert_eq!(e.line, Some(4), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nvm: {cpu: \"max -S\"}\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: vm.cpu `max -S`: expected a QEMU CPU model"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nvm: {memory_mb: 0}\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: vm.memory_mb 0: expected 256..=65536"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: []\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: the pairs select no cell"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter, counter]\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:2: workloads: `counter` appears twice"), "{e}");
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\npairs: [[\"6.1\", \"5.10\"]]\n").unwrap_err();
         assert!(e.to_string().contains("kernel `5.10` is not in this matrix's `kernels`"), "{e}");
     }

@@ -31,20 +31,27 @@ pub enum MergeError {
     Missing { ids: Vec<String> },
     #[error("{path}: {why}")]
     Malformed { path: PathBuf, why: String },
+    #[error("{path}: cell {id} is not a cell of {matrix} (shards of another matrix?)")]
+    Foreign { path: PathBuf, id: String, matrix: String },
 }
+
+/// Largest results document read.
+const MAX_BYTES: u64 = 256 << 20;
 
 /// Reads `DIR/results.json`, returning its path (for error messages) and content.
 pub fn load_dir(dir: &Path) -> anyhow::Result<(PathBuf, Value)> {
     let path = dir.join("results.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let doc = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let data = crate::fsutil::read_bounded(&path, MAX_BYTES)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let doc = serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))?;
     Ok((path, doc))
 }
 
-/// Merges shard documents. With `expected_ids` (the full plan, in matrix
-/// order) cells follow that order and any absent cell is an error; cells not
-/// in it go last, by id.
-pub fn merge(docs: &[(PathBuf, Value)], expected_ids: Option<&[String]>) -> Result<Value, MergeError> {
+/// Merges shard documents. With `expected_ids` (the full plan of `matrix`,
+/// in its order) cells follow that order, and an absent cell or one the
+/// plan does not have is an error; without, cells go by id.
+pub fn merge(docs: &[(PathBuf, Value)], expected: Option<(&[String], &str)>) -> Result<Value, MergeError> {
+    let expected_ids = expected.map(|(ids, _)| ids);
     let ((first_path, first), rest) = docs.split_first().ok_or(MergeError::NoShards)?;
     for (path, doc) in docs {
         check_schema(path, doc)?;
@@ -55,8 +62,9 @@ pub fn merge(docs: &[(PathBuf, Value)], expected_ids: Option<&[String]>) -> Resu
         }
     }
     let mut cells = collect_cells(docs)?;
-    if let Some(expected) = expected_ids {
-        check_complete(&cells, expected)?;
+    if let Some((ids, matrix)) = expected {
+        check_foreign(docs, ids, matrix)?;
+        check_complete(&cells, ids)?;
     }
     sort_cells(&mut cells, expected_ids);
 
@@ -105,6 +113,11 @@ fn collect_cells(docs: &[(PathBuf, Value)]) -> Result<Vec<Value>, MergeError> {
             if status_of(cell).is_none() {
                 return Err(malformed(format!("cell {id} has unknown status {}", show(cell.get("status")))));
             }
+            // The reports are rebuilt from typed cells: say which cell of
+            // which file lacks what, here rather than later without either.
+            if let Err(e) = serde_json::from_value::<crate::runner::CellResult>(cell.clone()) {
+                return Err(malformed(format!("cell {id}: {e}")));
+            }
             if let Some(first) = owner.insert(id.to_string(), path) {
                 return Err(MergeError::Duplicate { id: id.into(), first: first.clone(), second: path.clone() });
             }
@@ -112,6 +125,18 @@ fn collect_cells(docs: &[(PathBuf, Value)]) -> Result<Vec<Value>, MergeError> {
         }
     }
     Ok(cells)
+}
+
+/// Every cell of every shard must be one of the plan's.
+fn check_foreign(docs: &[(PathBuf, Value)], expected: &[String], matrix: &str) -> Result<(), MergeError> {
+    let known: HashSet<&str> = expected.iter().map(String::as_str).collect();
+    for (path, doc) in docs {
+        let cells = doc.get("cells").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        if let Some(id) = cells.iter().filter_map(cell_id).find(|id| !known.contains(id)) {
+            return Err(MergeError::Foreign { path: path.clone(), id: id.into(), matrix: matrix.into() });
+        }
+    }
+    Ok(())
 }
 
 fn check_complete(cells: &[Value], expected: &[String]) -> Result<(), MergeError> {
@@ -242,8 +267,11 @@ mod tests {
     fn follows_expected_order() {
         let expected: Vec<String> =
             ["pipe/6.1->5.10", "counter/5.10->5.10", "pipe/5.10->5.10", "counter/6.1->6.1"].map(String::from).to_vec();
-        let merged = merge(&three_shards(), Some(&expected)).expect("merges");
-        // The cell the plan does not know goes last.
+        let e = merge(&three_shards(), Some((&expected, "m.yaml"))).expect_err("foreign cell").to_string();
+        assert_eq!(e, "s2/results.json: cell counter/5.10->6.1 is not a cell of m.yaml (shards of another matrix?)");
+        let mut expected = expected;
+        expected.push("counter/5.10->6.1".into());
+        let merged = merge(&three_shards(), Some((&expected, "m.yaml"))).expect("merges");
         assert_eq!(
             ids(&merged),
             ["pipe/6.1->5.10", "counter/5.10->5.10", "pipe/5.10->5.10", "counter/6.1->6.1", "counter/5.10->6.1"]
@@ -263,7 +291,10 @@ mod tests {
     fn missing_cells_listed_and_counted() {
         let mut expected: Vec<String> = (0..12).map(|i| format!("w{i:02}/6.1->6.1")).collect();
         expected.push("pipe/6.1->5.10".into());
-        let e = merge(&three_shards(), Some(&expected)).expect_err("missing").to_string();
+        expected.extend(
+            ["counter/6.1->6.1", "counter/5.10->6.1", "pipe/5.10->5.10", "counter/5.10->5.10"].map(String::from),
+        );
+        let e = merge(&three_shards(), Some((&expected, "m.yaml"))).expect_err("missing").to_string();
         assert!(e.starts_with("12 expected cells missing"), "{e}");
         assert!(e.contains("w00/6.1->6.1") && e.contains("w09/6.1->6.1") && !e.contains("w10"), "{e}");
         assert!(e.ends_with(", ..."), "{e}");
@@ -275,6 +306,14 @@ mod tests {
         docs[2].1["seed"] = json!(8);
         let e = merge(&docs, None).expect_err("seed differs").to_string();
         assert!(e.contains("seed") && e.contains('7') && e.contains('8') && e.contains("s3/results.json"), "{e}");
+    }
+
+    #[test]
+    fn cell_without_stages_names_file_and_cell() {
+        let mut docs = three_shards();
+        docs[1].1["cells"][1].as_object_mut().unwrap().remove("stages");
+        let e = merge(&docs, None).expect_err("no stages").to_string();
+        assert!(e.starts_with("s2/results.json: cell pipe/5.10->5.10: missing field `stages`"), "{e}");
     }
 
     #[test]

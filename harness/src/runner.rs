@@ -790,7 +790,7 @@ impl Runner<'_> {
         let specs = formats.chain(&from, &to).map_err(anyhow::Error::msg)?;
         let within: Box<dyn Converter> = match &self.setup.converter_command {
             None => Box::new(convert::Identity),
-            Some(c) => Box::new(convert::External { command: c.clone() }),
+            Some(c) => Box::new(convert::External::new(c.clone())),
         };
         convert::steps(&specs, (&from, &to), within, &self.setup.crits)
     }

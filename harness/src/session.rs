@@ -119,6 +119,7 @@ pub fn execute(
 ) -> Result<Finished> {
     let started = Instant::now();
     reaper::install();
+    report::output::check_out(&opts.out)?; // before anything runs
     let kernel_ids: Vec<String> = plan.kinds().into_iter().collect();
     let Prepared { kernels, engines, images, crits, accel } = prepare(project, matrix, plan, opts.accel, reporter)?;
     let engine_ids: std::collections::BTreeMap<String, String> =

@@ -116,17 +116,12 @@ pub fn console_args(dir: &Path) -> Vec<String> {
 
 /// Starts the guest from a saved state instead of from its kernel.
 pub fn incoming_args(state: &Path) -> Vec<String> {
-    vec!["-incoming".into(), format!("exec:cat {}", shell_quote(&state.display().to_string()))]
+    vec!["-incoming".into(), format!("exec:cat {}", crate::shell::quote(&state.display().to_string()))]
 }
 
 /// The migration URI that writes a guest's state to `path`.
 pub fn outgoing_uri(path: &Path) -> String {
-    format!("exec:cat > {}", shell_quote(&path.display().to_string()))
-}
-
-/// `text` as one POSIX shell word (QEMU runs `exec:` URIs with `sh -c`).
-pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    format!("exec:cat > {}", crate::shell::quote(&path.display().to_string()))
 }
 
 /// The line that lets a paused guest go on: the host's clock and fresh
@@ -492,7 +487,7 @@ mod tests {
     fn saved_states_go_through_quoted_exec_uris() {
         assert_eq!(incoming_args(Path::new("/c/6.1 x.state")), ["-incoming", "exec:cat '/c/6.1 x.state'"]);
         assert_eq!(outgoing_uri(Path::new("/c/a.tmp")), "exec:cat > '/c/a.tmp'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(outgoing_uri(Path::new("/c/it's")), r"exec:cat > '/c/it'\''s'");
     }
 
     #[test]

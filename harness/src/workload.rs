@@ -114,6 +114,54 @@ pub struct Library {
     pub workloads: Vec<Workload>,
 }
 
+/// Steps a workload may declare: enough for a dump point strictly inside,
+/// few enough that a transcript stays small.
+pub const STEPS: std::ops::RangeInclusive<u32> = 2..=100_000;
+
+/// Largest user program read (a static executable; the guest carries it
+/// in memory).
+pub const PROGRAM_MAX_BYTES: u64 = 64 << 20;
+
+impl Workload {
+    /// Checks what the scripts and the file layout rely on: names and file
+    /// fields from a safe character set, env keys that are identifiers,
+    /// steps and dump point in range, a parseable `min_kernel`.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        crate::shell::check_name(name).map_err(|e| format!("workload name {e}"))?;
+        let field = |what: &str, v: &Option<String>| match v {
+            Some(v) => crate::shell::check_name(v).map_err(|e| format!("workload `{name}`: {what} {e}")),
+            None => Ok(()),
+        };
+        field("program", &self.program)?;
+        field("dump_root", &self.dump_root)?;
+        field("transcript", &self.transcript)?;
+        for key in self.env.keys() {
+            crate::shell::check_env_key(key).map_err(|e| format!("workload `{name}`: {e}"))?;
+        }
+        if !STEPS.contains(&self.steps) || self.dump_after == 0 || self.dump_after >= self.steps {
+            return Err(format!(
+                "workload `{name}`: expected steps in {}..={} and 0 < dump_after < steps, got dump_after {} with steps {}",
+                STEPS.start(),
+                STEPS.end(),
+                self.dump_after,
+                self.steps
+            ));
+        }
+        if let Some(min) = &self.min_kernel {
+            if Version::parse_exact(min).is_none() {
+                return Err(format!("workload `{name}`: min_kernel expects a version like \"5.13\", got `{min}`"));
+            }
+        }
+        for o in self.dump_opts.iter().chain(&self.restore_opts) {
+            if o.contains('\0') || o.contains('\n') {
+                return Err(format!("workload `{name}`: engine option `{}` has a newline or NUL", o.escape_debug()));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Library {
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let path = dir.join("workloads.yaml");
@@ -121,30 +169,23 @@ impl Library {
         for (i, w) in workloads.iter().enumerate() {
             let line = yaml::line_of(&text, "- name", &w.name);
             let err = |m: String| ConfigError::new(&path, line, m);
+            w.validate().map_err(err)?;
             if workloads[..i].iter().any(|o| o.name == w.name) {
                 return Err(err(format!("workload `{}` appears twice", w.name)));
             }
-            if w.dump_after == 0 || w.dump_after >= w.steps {
+            if w.path.is_some() {
                 return Err(err(format!(
-                    "workload `{}`: expected 0 < dump_after < steps, got dump_after {} with steps {}",
-                    w.name, w.dump_after, w.steps
+                    "workload `{}`: `path:` belongs to a matrix's `programs:`, not to the library",
+                    w.name
                 )));
             }
-            if w.path.is_none() && !dir.join(format!("{}.c", w.program())).is_file() {
+            if !dir.join(format!("{}.c", w.program())).is_file() {
                 return Err(err(format!(
                     "workload `{}`: expected its source at {}/{}.c",
                     w.name,
                     dir.display(),
                     w.program()
                 )));
-            }
-            if let Some(min) = &w.min_kernel {
-                if Version::parse(min).is_none() {
-                    return Err(err(format!(
-                        "workload `{}`: min_kernel expects a version like \"5.13\", got `{min}`",
-                        w.name
-                    )));
-                }
             }
         }
         Ok(Library { dir: dir.to_path_buf(), workloads })
@@ -155,26 +196,35 @@ impl Library {
         let mut lib = self.clone();
         for p in programs {
             let err = |m: String| ConfigError::new(matrix, yaml::line_of(text, "programs", &p.name), m);
+            p.validate().map_err(|e| err(format!("program: {e}")))?;
             if lib.get(&p.name).is_some() {
                 return Err(err(format!("program `{}`: a workload of that name exists already", p.name)));
+            }
+            if p.program.is_some() {
+                return Err(err(format!(
+                    "program `{}`: expected `path:` only; `program:` names a library source and cannot go with it",
+                    p.name
+                )));
             }
             let path = p
                 .path
                 .as_ref()
                 .ok_or_else(|| err(format!("program `{}`: expected `path:` to a static executable", p.name)))?;
-            let data = std::fs::read(path)
-                .map_err(|e| err(format!("program `{}`: cannot read {}: {e}", p.name, path.display())))?;
-            if !crate::guest::is_static_elf(&data) {
-                return Err(err(format!(
-                    "program `{}`: {} is not a statically linked x86_64 executable",
+            // Relative paths are read from the working directory, as before;
+            // made absolute so later reads see the same file.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let data = fsutil::read_bounded(&path, PROGRAM_MAX_BYTES)
+                .map_err(|e| err(format!("program `{}`: {}: {e}", p.name, path.display())))?;
+            crate::elf::check_static_executable(&data).map_err(|why| {
+                err(format!(
+                    "program `{}`: {} is not a statically linked x86_64 executable: {why}",
                     p.name,
                     path.display()
-                )));
-            }
-            if p.dump_after == 0 || p.dump_after >= p.steps {
-                return Err(err(format!("program `{}`: expected 0 < dump_after < steps", p.name)));
-            }
-            lib.workloads.push(p.clone());
+                ))
+            })?;
+            let mut p = p.clone();
+            p.path = Some(path);
+            lib.workloads.push(p);
         }
         Ok(lib)
     }
@@ -193,8 +243,8 @@ impl Library {
         let mut out = BTreeMap::new();
         for w in names.iter().filter_map(|n| self.get(n)) {
             if let Some(path) = &w.path {
-                let bin = std::fs::read(path)
-                    .with_context(|| format!("reading program {} of workload {}", path.display(), w.name))?;
+                let bin = fsutil::read_bounded(path, PROGRAM_MAX_BYTES)
+                    .map_err(|e| anyhow::anyhow!("program {} of workload {}: {e}", path.display(), w.name))?;
                 out.insert(w.name.clone(), bin);
             }
         }
@@ -251,7 +301,35 @@ mod tests {
         let l = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n").unwrap();
         assert_eq!(l.get("a").unwrap().environment()["GLIBC_TUNABLES"], "glibc.pthread.rseq=0");
         let err = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 10\n").unwrap_err();
-        assert!(err.to_string().contains("workloads.yaml:1: workload `a`: expected 0 < dump_after < steps"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("workloads.yaml:1: workload `a`: expected steps in 2..=100000 and 0 < dump_after < steps"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hostile_fields_are_refused_with_their_line() {
+        let base = "- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n";
+        for (extra, expect) in [
+            ("  program: \"$(touch /tmp/x)\"\n", "program `$(touch /tmp/x)`: expected 1 to 64"),
+            ("  dump_root: ../../etc/passwd\n", "dump_root `../../etc/passwd`"),
+            ("  transcript: \"a;b\"\n", "transcript `a;b`"),
+            ("  env: {\"A;rm\": x}\n", "env key `A;rm`: expected a shell identifier"),
+            ("  min_kernel: banana\n", "min_kernel expects a version"),
+            ("  min_kernel: \"5.13rc\"\n", "min_kernel expects a version"),
+            ("  path: /bin/true\n", "`path:` belongs to a matrix's `programs:`"),
+        ] {
+            let err = lib(&format!("{base}{extra}")).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("{}:1: ", err.path.display())), "{err}");
+            assert!(err.to_string().contains(expect), "{extra}: {err}");
+        }
+        let err = lib("- name: \"x/../y\"\n  summary: s\n  steps: 10\n  dump_after: 3\n").unwrap_err();
+        assert!(err.to_string().contains("workload name `x/../y`"), "{err}");
+        let err = lib(&format!("{base}- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n")).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+        let err = lib("- name: a\n  summary: s\n  steps: 4294967295\n  dump_after: 3\n").unwrap_err();
+        assert!(err.to_string().contains("expected steps in 2..=100000"), "{err}");
     }
 
     #[test]

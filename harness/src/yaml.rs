@@ -18,9 +18,16 @@ impl ConfigError {
     }
 }
 
-/// Reads and deserializes `path`.
+/// Largest configuration file read; anything bigger is not a hand-written file.
+pub const MAX_BYTES: u64 = 1 << 20;
+
+/// Reads and deserializes `path` (a regular file of at most [`MAX_BYTES`]).
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(path, None, format!("cannot read: {e}")))?;
+    let data = crate::fsutil::read_bounded(path, MAX_BYTES).map_err(|e| ConfigError::new(path, None, e))?;
+    let text = String::from_utf8(data).map_err(|e| {
+        let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        ConfigError::new(path, Some(line), format!("expected UTF-8 text: {}", e.utf8_error()))
+    })?;
     let value = parse(path, &text)?;
     Ok((value, text))
 }
@@ -28,7 +35,9 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError
 /// Deserializes `text`, attributing errors to `path`.
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     serde_yaml_ng::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
+        // A few errors are about the whole stream and come without a
+        // location; point at the second document's marker, else line 1.
+        let line = e.location().map(|l| l.line()).or_else(|| Some(document_marker_line(text).unwrap_or(1)));
         // serde_yaml_ng appends "at line X column Y"; the prefix already says it.
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
@@ -36,11 +45,33 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigEr
     })
 }
 
+/// The line of a document marker (`---` or `...`) after the first content
+/// line: where a second document starts.
+fn document_marker_line(text: &str) -> Option<usize> {
+    let first = text.lines().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    text.lines()
+        .enumerate()
+        .skip(first + 1)
+        .find(|(_, l)| l.starts_with("---") || l.starts_with("..."))
+        .map(|(i, _)| i + 1)
+}
+
 /// The 1-based line of the first occurrence of `needle` after the line that
-/// starts `section` (for errors found after parsing, which has no spans).
+/// starts `section` (for errors found after parsing, which has no spans);
+/// the section's own line when `needle` is written another way (escapes,
+/// anchors), else line 1, so an error always points somewhere.
 pub fn line_of(text: &str, section: &str, needle: &str) -> Option<usize> {
-    let start = text.lines().position(|l| l.trim_start().starts_with(&format!("{section}:"))).unwrap_or(0);
+    find_line(text, section, needle).or_else(|| Some(section_line(text, section).unwrap_or(1)))
+}
+
+/// Like [`line_of`], but only where `needle` is actually found.
+pub fn find_line(text: &str, section: &str, needle: &str) -> Option<usize> {
+    let start = section_line(text, section).map_or(0, |l| l - 1);
     text.lines().enumerate().skip(start).find(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1)
+}
+
+fn section_line(text: &str, section: &str) -> Option<usize> {
+    text.lines().position(|l| l.trim_start().starts_with(&format!("{section}:"))).map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -70,9 +101,33 @@ mod tests {
     }
 
     #[test]
+    fn files_that_are_not_text_or_not_regular() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.yaml");
+        std::fs::write(&p, b"a: 1\nb: \xff\n").unwrap();
+        let err = load::<T>(&p).unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+        assert!(err.to_string().contains("expected UTF-8 text"), "{err}");
+        let err = load::<T>(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.to_string(), "/dev/zero: expected a regular file");
+        std::fs::write(&p, vec![b'#'; MAX_BYTES as usize + 1]).unwrap();
+        assert!(load::<T>(&p).unwrap_err().to_string().contains("expected at most 1048576"));
+    }
+
+    #[test]
+    fn whole_stream_errors_get_a_line() {
+        let err = parse::<T>(Path::new("m.yaml"), "a: 1\n---\na: 2\n").unwrap_err();
+        assert_eq!(err.line, Some(2), "{err}");
+        let err = parse::<T>(Path::new("m.yaml"), "&a [*a]\n").unwrap_err();
+        assert!(err.line.is_some(), "{err}");
+    }
+
+    #[test]
     fn line_of_searches_within_section() {
         let text = "kernels: [\"6.1\"]\nworkloads:\n  - counter\n  - \"6.1\"\n";
         assert_eq!(line_of(text, "workloads", "6.1"), Some(4));
         assert_eq!(line_of(text, "kernels", "6.1"), Some(1));
+        assert_eq!(line_of(text, "workloads", "absent"), Some(2));
+        assert_eq!(line_of(text, "nothing", "absent"), Some(1));
     }
 }

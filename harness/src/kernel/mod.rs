@@ -71,9 +71,11 @@ impl Catalog {
         let (raw, text): (RawCatalog, _) = yaml::load(path)?;
         let mut kernels = Vec::new();
         for k in raw.kernels {
-            let line = yaml::line_of(&text, "kernels", &format!("\"{}\"", k.id))
+            let line = yaml::find_line(&text, "kernels", &format!("\"{}\"", k.id))
                 .or_else(|| yaml::line_of(&text, "kernels", &k.id));
             let err = |m: String| ConfigError::new(path, line, m);
+            // Ids name cache files, VM share dirs and cell ids.
+            crate::shell::check_name(&k.id).map_err(|e| err(format!("kernel id {e}")))?;
             if kernels.iter().any(|s: &KernelSpec| s.id == k.id) {
                 return Err(err(format!("kernel id `{}` appears twice", k.id)));
             }
@@ -115,7 +117,16 @@ impl Catalog {
             .ok_or_else(|| format!("{id_or_path}: not a bzImage (no kernel version in its header)"))?;
         let version =
             Version::parse(&text).ok_or_else(|| format!("{id_or_path}: unreadable kernel version `{text}`"))?;
-        let id = format!("local-{}", text.split_whitespace().next().unwrap_or("kernel"));
+        // The id names files: keep the release's safe characters only.
+        let release: String = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("kernel")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-') { c } else { '_' })
+            .take(50)
+            .collect();
+        let id = format!("local-{}", release.replace("..", "_"));
         if self.get(&id).is_none() {
             let local = LocalKernel { bzimage: path.to_path_buf(), modules: modules.map(Path::to_path_buf) };
             self.kernels.push(KernelSpec { id: id.clone(), version, source: Source::Local(local) });
@@ -137,7 +148,8 @@ impl Catalog {
 /// The version string a bzImage carries (boot protocol: `kernel_version` at
 /// 0x20E points, relative to 0x200, at a NUL-terminated string).
 pub fn bzimage_version(path: &Path) -> Option<String> {
-    let data = std::fs::read(path).ok()?;
+    // A kernel image is tens of MB; a device or a huge file is not one.
+    let data = crate::fsutil::read_bounded(path, 512 << 20).ok()?;
     if data.get(0x202..0x206)? != b"HdrS" {
         return None;
     }
@@ -156,6 +168,14 @@ impl Version {
         let core = text.split(|c: char| !(c.is_ascii_digit() || c == '.')).next()?;
         let parts: Option<Vec<u32>> = core.split('.').filter(|p| !p.is_empty()).map(|p| p.parse().ok()).collect();
         parts.filter(|p| !p.is_empty()).map(Version)
+    }
+
+    /// A version written in full, as a configuration file must: one to four
+    /// dot-separated numbers and nothing else (`5.13`, not `5.13rc` or `banana`).
+    pub fn parse_exact(text: &str) -> Option<Self> {
+        let parts: Option<Vec<u32>> =
+            text.split('.').map(|p| p.parse().ok().filter(|_| p.bytes().all(|b| b.is_ascii_digit()))).collect();
+        parts.filter(|p| (1..=4).contains(&p.len())).map(Version)
     }
 }
 

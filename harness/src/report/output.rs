@@ -11,8 +11,66 @@ pub struct Staging {
     out: PathBuf,
 }
 
+/// Checks that `out` may receive a run's output: absent, an empty
+/// directory, or the output of an earlier crtest run (its `results.json`
+/// names a crtest schema). Committing replaces entries of the same names
+/// (`cells/`, `vms/`...), so any other directory (`/`, a home, a source
+/// tree) is refused before anything runs.
+pub fn check_out(out: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.with_context(|| format!("--out {}", out.display()))?,
+    };
+    anyhow::ensure!(meta.is_dir(), "--out {}: exists and is not a directory", out.display());
+    let entries = std::fs::read_dir(out).with_context(|| format!("--out {}: cannot list", out.display()))?;
+    // Staging dirs are crtest's own (left by a run that was killed).
+    let foreign = entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with(".staging-"));
+    if !foreign || is_crtest_output(out) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "--out {}: expected a new or empty directory, or an earlier crtest output (with its results.json); \
+         it has other files, and crtest replaces what it writes there",
+        out.display()
+    )
+}
+
+/// Whether `dir/results.json` is a crtest results document.
+fn is_crtest_output(dir: &Path) -> bool {
+    let Ok(data) = fsutil::read_bounded(&dir.join("results.json"), 256 << 20) else { return false };
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&data) else { return false };
+    doc.get("schema").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("crtest-results/"))
+}
+
+/// Files 0644 (0755 when executable), directories 0755: results are for
+/// everyone to read, whatever mode the guest or a temp file gave them.
+fn publish_modes(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let mode = if meta.is_dir() {
+        0o755
+    } else if meta.is_file() {
+        if meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        }
+    } else {
+        return Ok(()); // links keep theirs
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            publish_modes(&e?.path())?;
+        }
+    }
+    Ok(())
+}
+
 impl Staging {
     pub fn new(out: &Path) -> Result<Self> {
+        check_out(out)?;
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let dir = out.join(format!(".staging-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -29,6 +87,7 @@ impl Staging {
     /// Moves staged entries into the output dir; `last` go last, in order.
     pub fn commit(self, last: &[&str]) -> Result<()> {
         anyhow::ensure!(!crate::reaper::interrupted(), "interrupted: results not written");
+        publish_modes(&self.dir)?;
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -62,6 +121,7 @@ mod tests {
     fn commit_replaces_previous_run_and_leaves_no_staging() {
         let out = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(out.path().join("cells/old")).unwrap();
+        std::fs::write(out.path().join("results.json"), r#"{"schema": "crtest-results/1"}"#).unwrap();
         let s = Staging::new(out.path()).unwrap();
         std::fs::create_dir_all(s.dir.join("cells/new")).unwrap();
         s.write("results.json", b"{}").unwrap();
@@ -75,6 +135,33 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
             .collect();
         assert!(left.is_empty());
+    }
+
+    #[test]
+    fn foreign_directories_are_refused_and_outputs_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let e = Staging::new(Path::new("/")).err().unwrap().to_string();
+        assert!(e.contains("--out /: expected a new or empty directory"), "{e}");
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        assert!(Staging::new(dir.path()).is_err());
+        std::fs::write(dir.path().join("results.json"), "{\"cells\": []}").unwrap();
+        assert!(Staging::new(dir.path()).is_err(), "a results.json that is not crtest's");
+        assert!(check_out(&dir.path().join("notes.txt")).is_err());
+        assert!(check_out(&dir.path().join("new")).is_ok());
+        let out = dir.path().join("out");
+        let s = Staging::new(&out).unwrap();
+        std::fs::create_dir_all(s.dir.join("cells/c")).unwrap();
+        std::fs::write(s.dir.join("cells/c/log"), "x").unwrap();
+        std::fs::set_permissions(s.dir.join("cells/c"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        s.write("results.json", b"{\"schema\": \"crtest-results/1\"}").unwrap();
+        s.commit(&["results.json"]).unwrap();
+        let mode = |p: &str| std::fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            (mode("results.json"), mode("cells"), mode("cells/c"), mode("cells/c/log")),
+            (0o644, 0o755, 0o755, 0o644)
+        );
+        assert!(Staging::new(&out).is_ok(), "an earlier output may be replaced");
     }
 
     #[test]
