@@ -65,7 +65,15 @@ struct RawEngines {
 
 /// The engines catalog; `host` is always there.
 pub fn load_catalog(path: &std::path::Path) -> Result<Vec<EngineSpec>, crate::yaml::ConfigError> {
-    let (raw, _): (RawEngines, _) = crate::yaml::load(path)?;
+    let (raw, text): (RawEngines, _) = crate::yaml::load(path)?;
+    for e in &raw.engines {
+        // Engine ids name guest kinds, VMs and directories.
+        let bad = crate::shell::check_name(&e.id).err().or_else(|| env_file(&e.env).err().map(|e| format!("{e:#}")));
+        if let Some(why) = bad {
+            let line = crate::yaml::line_of(&text, "engines", &e.id);
+            return Err(crate::yaml::ConfigError::new(path, line, format!("engine `{}`: {why}", e.id)));
+        }
+    }
     Ok(raw.engines)
 }
 

@@ -112,6 +112,12 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
         run_known_gaps: select.run_known_gaps,
     };
     let plan = Plan::new(&matrix, &project.catalog, &matrix.library, &filters);
+    // A partition of a small matrix may be empty; a filter that selects nothing is a mistake.
+    anyhow::ensure!(
+        !plan.cells.is_empty() || select.partition.is_some(),
+        "--kernel/--workload select no cell of {}",
+        path.display()
+    );
     Ok((matrix, plan))
 }
 
@@ -404,7 +410,7 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
     let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
     let cells: Vec<crtest::runner::CellResult> = serde_json::from_value(merged["cells"].clone())?;
-    let grid = crtest::report::grid::render(&cells, &matrix.kernels);
+    let grid = crtest::report::grid::render(&cells, &matrix.kernels, &project.known);
     let staging = crtest::report::output::Staging::new(out)?;
     staging.write("grid.txt", grid.as_bytes())?;
     staging.write("junit.xml", &crtest::report::junit::render(&cells)?)?;
@@ -442,14 +448,24 @@ fn plan(select: Select, format: &str) -> Result<i32> {
                     .map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name()))
                     .collect();
                 let via = if chain.is_empty() { String::new() } else { format!("  via {}", chain.join(", ")) };
-                say!("{}{via}{}", c.id, c.skip.as_ref().map(|s| format!("  SKIP: {s}")).unwrap_or_default());
+                let role = match (&c.control, c.control_only) {
+                    (_, true) => "  (control only)".to_string(),
+                    (Some(ctl), _) => format!("  control {ctl}"),
+                    (None, _) => String::new(),
+                };
+                let skip = c.skip.as_ref().map(|s| format!("  SKIP: {s}")).unwrap_or_default();
+                say!("{}{via}{role}{skip}", c.id);
             }
             let runnable = plan.runnable().count();
+            let sources: std::collections::BTreeSet<String> = plan.dumps().into_iter().map(|(_, k)| k).collect();
+            let targets: std::collections::BTreeSet<String> = plan.runnable().map(|c| c.dst_kind()).collect();
             say!(
-                "{} cells ({runnable} runnable): {} boots (one guest per kernel, or KERNEL@ENGINE, serves all its \
-operations), {} reference runs, {} dumps, {runnable} restores",
+                "{} cells ({runnable} runnable, {} added as controls): {} source guests (references and dumps), \
+{} target guests (restores; never the dumping guest), {} reference runs, {} dumps, {runnable} restores",
                 plan.cells.len(),
-                plan.kinds().len(),
+                plan.cells.iter().filter(|c| c.control_only).count(),
+                sources.len(),
+                targets.len(),
                 plan.dumps().len(),
                 plan.dumps().len(),
             );

@@ -211,7 +211,7 @@ pub fn execute(
         cells: &out.cells,
     };
     let shown = shown_kinds(matrix, plan);
-    let grid = report::grid::render(&out.cells, &shown);
+    let grid = report::grid::render(&out.cells, &shown, &project.known);
     staging.write("grid.txt", grid.as_bytes())?;
     staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
     staging.write("results.json", &report::json::render(&results)?)?;

@@ -40,6 +40,7 @@ fn cross_kernel_pass_and_known_failure() {
     );
     let fail = cell(&r, "unix_stream/6.1->5.10");
     assert_eq!((fail["status"].as_str(), fail["control_status"].as_str()), (Some("FAIL"), Some("PASS")), "{fail}");
+    assert_eq!(fail["known"], "so-buf-lock", "{fail}");
     let reason = fail["reason"].as_str().unwrap();
     assert!(
         reason.starts_with("restore: Error (criu/sockets.c")
@@ -67,12 +68,16 @@ fn cross_kernel_pass_and_known_failure() {
 }
 
 /// glibc registers rseq; CRIU cannot dump such a task on 5.10. Undeclared,
-/// that is a FAIL at the dump with CRIU's words; declared, it is a SKIP.
+/// that is a FAIL at the dump with CRIU's words, a known incompatibility;
+/// declared, it is a SKIP. A cross cell from such a dump fails along with
+/// its control: CONTROL-FAIL, never a FAIL of the pair, and `crtest cell`
+/// then exits 125 (cannot judge) for `git bisect run`.
 #[test]
 fn rseq_on_5_10_fails_at_dump_or_skips_when_declared() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let root =
-        Root::new(&format!("kernels: [\"5.10\"]\nworkloads: [rseq_raw, rseq_declared]\npairs: diagonal\n{BASE}"));
+    let root = Root::new(&format!(
+        "kernels: [\"5.10\", \"6.1\"]\nworkloads: [rseq_raw, rseq_declared]\npairs: [[\"5.10\", \"5.10\"], [\"5.10\", \"6.1\"]]\n{BASE}"
+    ));
     root.add_workload(
         "- name: rseq_raw\n  program: counter\n  summary: counter with glibc's rseq registration left on\n  steps: 30\n  dump_after: 5\n  env: { GLIBC_TUNABLES: \"\" }\n\
 - name: rseq_declared\n  program: counter\n  summary: same, declaring its need\n  steps: 30\n  dump_after: 5\n  env: { GLIBC_TUNABLES: \"\" }\n  min_kernel: \"5.13\"\n  skip_reason: rseq\n",
@@ -84,9 +89,20 @@ fn rseq_on_5_10_fails_at_dump_or_skips_when_declared() {
     assert_eq!(raw["status"], "FAIL", "{raw}");
     let reason = raw["reason"].as_str().unwrap();
     assert!(reason.starts_with("dump: Error (criu/") && reason.contains("rseq"), "{reason}");
+    assert_eq!(raw["known"], "rseq-no-get-rseq-conf", "{raw}");
+    let cross = cell(&r, "rseq_raw/5.10->6.1");
+    assert_eq!((cross["status"].as_str(), cross["control_status"].as_str()), (Some("CONTROL-FAIL"), Some("FAIL")));
+    let why = cross["reason"].as_str().unwrap();
+    assert!(why.starts_with("control rseq_raw/5.10->5.10 is FAIL too: dump: Error (criu/"), "{why}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("CTRL") && stdout.contains("Known incompatibility rseq-no-get-rseq-conf"), "{stdout}");
     let declared = cell(&r, "rseq_declared/5.10->5.10");
     assert_eq!(declared["status"], "SKIP");
     assert!(declared["reason"].as_str().unwrap().contains("needs kernel >= 5.13: rseq"), "{declared}");
+    let args = ["cell", "--src-kernel", "5.10", "--dst-kernel", "6.1", "--workload", "rseq_raw", "--out", "cell"];
+    let one = root.run(&args);
+    assert_eq!(one.status.code(), Some(125), "a cell whose control fails cannot judge the kernel");
+    assert!(String::from_utf8_lossy(&one.stdout).starts_with("CONTROL-FAIL rseq_raw/5.10->6.1"));
 }
 
 /// Bad input names the file, the line and what was expected; nothing starts.

@@ -7,8 +7,10 @@ use crate::runner::CellResult;
 use crate::verdict::Status;
 use std::fmt::Write;
 
-/// Renders the grids and the list of non-passing cells.
-pub fn render(cells: &[CellResult], kernels: &[String]) -> String {
+/// Renders the grids and the list of non-passing cells: failures no known
+/// incompatibility explains first, then the known ones with their upstream
+/// references.
+pub fn render(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> String {
     let mut out = String::new();
     let mut workloads: Vec<&str> = Vec::new();
     for c in cells {
@@ -42,12 +44,25 @@ pub fn render(cells: &[CellResult], kernels: &[String]) -> String {
     if cells.iter().any(|c| c.status == Status::ControlFail) {
         out.push_str("CTRL: failed, and so did its control (the same move within the source kind): not evidence about the pair\n\n");
     }
-    let bad: Vec<&CellResult> = cells.iter().filter(|c| c.status != Status::Pass).collect();
-    if !bad.is_empty() {
+    let line = |out: &mut String, c: &CellResult| {
+        let _ = writeln!(out, "  {:<5} {}: {}", c.status, c.cell.id, c.reason.as_deref().unwrap_or(""));
+    };
+    let unexplained: Vec<&CellResult> =
+        cells.iter().filter(|c| c.status != Status::Pass && c.known.is_none()).collect();
+    if !unexplained.is_empty() {
         out.push_str("Cells that did not pass:\n");
-        for c in bad {
-            let _ = writeln!(out, "  {:<5} {}: {}", c.status, c.cell.id, c.reason.as_deref().unwrap_or(""));
+        unexplained.iter().for_each(|c| line(&mut out, c));
+    }
+    for entry in &known.0 {
+        let mine: Vec<&CellResult> = cells.iter().filter(|c| c.known.as_deref() == Some(&entry.id)).collect();
+        if mine.is_empty() {
+            continue;
         }
+        let _ = writeln!(out, "\nKnown incompatibility {} ({} cells): {}", entry.id, mine.len(), entry.title);
+        for u in &entry.upstream {
+            let _ = writeln!(out, "  upstream: {u}");
+        }
+        mine.iter().for_each(|c| line(&mut out, c));
     }
     out
 }
@@ -90,7 +105,7 @@ mod tests {
             cell("counter", "6.1", "5.10", Status::Fail, Some("restore: Error (x): boom")),
             cell("counter", "6.1", "6.1", Status::Pass, None),
         ];
-        let g = render(&cells, &k);
+        let g = render(&cells, &k, &Default::default());
         let lines: Vec<&str> = g.lines().collect();
         assert!(lines[0].starts_with("counter") && lines[0].contains("->5.10") && lines[0].contains("->6.1"), "{g}");
         assert!(lines[1].contains("5.10->") && lines[1].matches("PASS").count() == 2, "{g}");
