@@ -660,6 +660,73 @@ static inline int proc_locks(int fd, const char *kind, const char *rw)
 	return count;
 }
 
+/* ---------- a network namespace of its own ---------- */
+
+/*
+ * Network workloads run like a container: in a network namespace of their
+ * own, which CRIU dumps with the tree. Its TCP lock is then the namespace's
+ * (CRIU's network_lock_internal, criu/net.c), which CRIU re-creates itself in
+ * the restored namespace (restore_root_task, criu/cr-restore.c, under
+ * `--empty-ns net`), whatever guest restores it. See workloads.yaml `tcp`.
+ */
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+
+/* Brings up lo in the current network namespace: a new namespace has lo
+ * down and no 127.0.0.1 until it is up. Returns 0, or -1 with errno set. */
+static inline int lo_up(void)
+{
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&ifr, 0, sizeof(ifr));
+	strcpy(ifr.ifr_name, "lo");
+	if (!ioctl(fd, SIOCGIFFLAGS, &ifr)) {
+		ifr.ifr_flags |= IFF_UP;
+		rc = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Moves the workload into a new network namespace with lo up (needs root). */
+static inline void wl_own_netns(void)
+{
+	if (unshare(CLONE_NEWNET) || lo_up())
+		die("network namespace of its own (unshare(CLONE_NEWNET) needs root)");
+}
+
+/*
+ * The workload's program doubles as CRIU's action script (`--action-script
+ * PROGRAM` in restore_opts): under `--empty-ns net` CRIU restores an empty
+ * network namespace and leaves its set-up to whoever runs it, as runc leaves
+ * it to the container's hooks. At `setup-namespaces` (the restored root task
+ * is in its new namespace, no socket exists yet) this brings up its lo, the
+ * only interface the workload had. Returns at once when not run by CRIU.
+ */
+static inline void wl_netns_action(void)
+{
+	const char *action = getenv("CRTOOLS_SCRIPT_ACTION");
+	const char *pid = getenv("CRTOOLS_INIT_PID");
+	char path[64];
+	int fd;
+
+	if (!action)
+		return;
+	if (strcmp(action, "setup-namespaces"))
+		exit(0);
+	snprintf(path, sizeof(path), "/proc/%s/ns/net", pid ? pid : "?");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) || lo_up()) {
+		fprintf(stderr, "setup-namespaces: lo up in %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	exit(0);
+}
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* CRTEST_COMMON_H */

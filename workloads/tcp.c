@@ -9,6 +9,10 @@
  *
  * Ports are chosen by the kernel and never printed; verify only checks that
  * addresses are consistent with each other and with what was seen at start.
+ *
+ * It runs in a network namespace of its own, like a container (see
+ * wl_own_netns in common.h): CRIU's lock of the connections then lives in
+ * that namespace and comes back with it on whichever guest restores it.
  */
 #include "common.h"
 
@@ -90,7 +94,9 @@ int main(int argc, char **argv)
 	int lst, cli, srv, bcli, bsrv, n, k;
 	size_t bulk_len;
 
+	wl_netns_action();
 	wl_init(argc, argv, "tcp");
+	wl_own_netns();
 	lst = xsocket(AF_INET, SOCK_STREAM);
 	set_int(lst, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
 	memset(&lst_a, 0, sizeof(lst_a));

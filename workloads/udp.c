@@ -8,6 +8,9 @@
  * on a timeout like a real UDP protocol would; duplicates are ignored. The
  * transcript only depends on the sequence numbers, never on retries. What
  * must survive: bindings (ports), the connected peer and socket options.
+ *
+ * Like tcp it runs in a network namespace of its own (see wl_own_netns in
+ * common.h), so its ports cannot clash with anything on the restoring guest.
  */
 #include "common.h"
 
@@ -107,7 +110,9 @@ int main(int argc, char **argv)
 	uint64_t sum;
 	int a, b, n;
 
+	wl_netns_action();
 	wl_init(argc, argv, "udp");
+	wl_own_netns();
 	a = udp_socket();
 	b = udp_socket();
 	a_addr = name_of(a, 0);

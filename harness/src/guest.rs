@@ -35,6 +35,9 @@ const CRIU_MODULES: &[&str] = &[
     "nft_ct",
     "nf_conntrack",
     "nft_compat",
+    // CRIU dumps the conntrack table of every network namespace it dumps
+    // (tcp and udp run in their own); without it netlink answers EINVAL.
+    "nf_conntrack_netlink",
 ];
 
 /// A built guest image.
