@@ -18,6 +18,7 @@ pub mod guest;
 pub mod images;
 pub mod kernel;
 pub mod matrix;
+pub mod memcheck;
 pub mod merge;
 pub mod modules;
 pub mod partition;
