@@ -107,6 +107,9 @@ pub fn judge_with_state(
     memory: &Digests,
 ) -> (Status, Option<String>) {
     let verdict = judge(stages, expected, actual);
+    if verdict.0 == Status::Fail {
+        return with_memory_cause(verdict, memory);
+    }
     if verdict.0 != Status::Pass {
         return verdict;
     }
@@ -127,6 +130,16 @@ pub fn judge_memory(memory: &Digests) -> Option<(Status, Option<String>)> {
         Ok(None) => None,
         Ok(Some(diff)) => Some((Status::Fail, Some(format!("memory: {diff}")))),
         Err(e) => Some((Status::Error, Some(format!("compare: {e}")))),
+    }
+}
+
+/// A transcript that departs from the reference is reported first; when the
+/// restored memory was damaged too, the first damaged page is named after
+/// it, as the likely cause.
+fn with_memory_cause((status, reason): (Status, Option<String>), memory: &Digests) -> (Status, Option<String>) {
+    match (reason, memory.compare()) {
+        (Some(r), Ok(Some(diff))) => (status, Some(format!("{r}; memory: {diff}"))),
+        (reason, _) => (status, reason),
     }
 }
 
@@ -253,6 +266,20 @@ mod tests {
         assert_eq!((st, why.unwrap().as_str()), (Status::Error, "compare: memdigest failed: it said: boom"));
         assert_eq!(round_memory(&mem(Ok(MEM)), 2), Outcome::Ok);
         assert!(matches!(round_memory(&mem(Err("x")), 2), Outcome::Broken(m) if m == "round 2: compare: x"));
+        // A differing transcript speaks first, the damaged page after it.
+        let (st, why) = judge_with_state(
+            &[],
+            Some("a\n"),
+            Some("b\n"),
+            Some(snap),
+            Some(snap),
+            &mem(Ok("1 00001000-00003000 rw-p 00000000 [heap]\t0c 0b\n")),
+        );
+        assert_eq!(st, Status::Fail);
+        assert_eq!(
+            why.unwrap(),
+            "compare: line 1: expected `a`, got `b`; memory: pid 1 map 00001000-00003000 rw-p [heap]: page 0 of 2 differs"
+        );
         // The fd/mapping comparison speaks first.
         let (st, why) = judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(""), &mem(Err("x")));
         assert_eq!(st, Status::Fail, "{why:?}");
