@@ -6,7 +6,7 @@
 //! verdicts, they only report what happened.
 
 use crate::cpio::Entry;
-use crate::guest::{self, WORKLOAD_BIN_DIR};
+use crate::guest::{self, MEMDIGEST, WORKLOAD_BIN_DIR};
 use crate::shell::quote;
 use crate::workload::Workload;
 use anyhow::{Context, Result};
@@ -169,8 +169,11 @@ fn prelude() -> String {
 
 /// Shell that writes an action script for CRIU: at `post-dump` and
 /// `pre-resume` (the tree is frozen, the restorer already gone) it records every fd and memory
-/// mapping of process `pid` and its descendants into `file`, like zdtm does.
-fn snapshot_hook(hook: &str, file: &str, pid: &str) -> String {
+/// mapping of process `pid` and its descendants into `file`, like zdtm does,
+/// and the digest of every page CRIU restores from its images into `mem`
+/// (see `memcheck`). The script always succeeds: a helper that fails must
+/// not read as a failed dump, so it leaves its stderr in `mem.err` instead.
+fn snapshot_hook(hook: &str, file: &str, mem: &str, pid: &str) -> String {
     format!(
         r#"cat >{hook} <<'SNAP'
 #!/bin/sh
@@ -196,10 +199,11 @@ for p in $tree; do
     for f in $d/fd/*; do echo "${{n:-$p}} fd ${{f##*/}} $(rel "$(readlink $f)")"; done
     while read -r range perms off dev ino path; do echo "${{n:-$p}} map $range $perms $off $(rel "$path")"; done <$d/maps
 done >"$SNAPFILE"
+{MEMDIGEST} $tree >"$MEMFILE.tmp" 2>"$MEMFILE.err" && mv "$MEMFILE.tmp" "$MEMFILE"
 exit 0
 SNAP
 chmod +x {hook}
-export ROOT={pid} SNAPFILE={file}
+export ROOT={pid} SNAPFILE={file} MEMFILE={mem}
 "#
     )
 }
@@ -277,7 +281,7 @@ rc=$?
 cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
 "#,
-        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), "$PID"),
+        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), &mem_file(snap), "$PID"),
         opts = options(&w.dump_opts),
         failed = rc::DUMP_FAILED,
     )
@@ -298,10 +302,16 @@ cp /tmp/work-{id}/restore.log "$OUT/restore.log"; cp /tmp/work-{id}/root.pid {ro
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
 "#,
         root = root_pid_file(dir_id),
-        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), pid),
+        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), &format!("\"$OUT/{snap}\""), &mem_file(snap), pid),
         opts = options(&w.restore_opts),
         failed = rc::RESTORE_FAILED,
     )
+}
+
+/// The share path of the page digests taken beside snapshot `snap`
+/// (`before.snap` -> `"$OUT/before.mem"`).
+fn mem_file(snap: &str) -> String {
+    format!("\"$OUT/{}.mem\"", snap.trim_end_matches(".snap"))
 }
 
 /// Engine options, one shell word each; `{dir}` stands for the workload's
@@ -501,6 +511,10 @@ mod tests {
             "{d}"
         );
         assert!(d.contains("-ge 10 ]"), "{d}");
+        // The page digests go beside the snapshot; a failing helper leaves its words, not a failed dump.
+        assert!(d.contains("SNAPFILE=\"$OUT/before.snap\" MEMFILE=\"$OUT/before.mem\""), "{d}");
+        assert!(d.contains("/opt/crtest/libexec/memdigest $tree >\"$MEMFILE.tmp\" 2>\"$MEMFILE.err\" && mv"), "{d}");
+        assert!(restore_script(&OpPaths::new("x5"), &op, &w(), 103000).contains("MEMFILE=\"$OUT/after.mem\""));
         let i = iterate_script(&OpPaths::new("i4"), &op, &w(), 103000, 3, 40, 60);
         let pid = "PID=$(cat /run/crtest/d3.root 2>/dev/null || echo 103000)";
         assert!(

@@ -15,6 +15,10 @@ pub const INIT: &str = include_str!("../assets/init.sh");
 /// Where workload binaries live in the guest (same path on every kernel, as
 /// CRIU restores executables by path).
 pub const WORKLOAD_BIN_DIR: &str = "/opt/crtest/bin";
+/// The page digest helper the CRIU action script runs (see `memcheck`),
+/// outside the workload directory so no workload name can shadow it.
+pub const MEMDIGEST: &str = "/opt/crtest/libexec/memdigest";
+const MEMDIGEST_SRC: &str = include_str!("../assets/memdigest.c");
 
 /// Modules without which the guest cannot talk to the host.
 const REQUIRED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
@@ -114,6 +118,9 @@ pub fn build(
     for (name, bin) in workloads {
         tree.add(Entry::file(&format!("{WORKLOAD_BIN_DIR}/{name}"), 0o755, bin.clone()));
     }
+    let memdigest = crate::workload::compile_cached("memdigest", MEMDIGEST_SRC.as_bytes(), cache)
+        .context("building the page digest helper")?;
+    tree.add(Entry::file(MEMDIGEST.trim_start_matches('/'), 0o755, memdigest));
     add_busybox(&mut tree)?;
 
     let entries: Vec<Entry> = tree.0.into_values().collect();

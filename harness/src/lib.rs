@@ -19,6 +19,7 @@ pub mod images;
 pub mod kernel;
 pub mod known;
 pub mod matrix;
+pub mod memcheck;
 pub mod merge;
 pub mod modules;
 pub mod partition;

@@ -653,7 +653,8 @@ impl Runner<'_> {
                     let before = dump.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("before.snap")).ok());
                     let after = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("after.snap")).ok();
                     let (e, a) = (expected.as_deref(), actual.as_deref());
-                    let v = verdict::judge_with_state(&stages, e, a, before.as_deref(), after.as_deref());
+                    let mem = crate::memcheck::Digests::load(dump.out.as_deref(), &self.share_out(kernel, &restore_op));
+                    let v = verdict::judge_with_state(&stages, e, a, before.as_deref(), after.as_deref(), &mem);
                     stages.push(StageRecord {
                         stage: Stage::Compare,
                         outcome: Outcome::Ok,
@@ -844,7 +845,7 @@ impl Runner<'_> {
                         std::fs::read_to_string(out.join("after.snap")),
                     ) {
                         (Ok(b), Ok(a)) => match crate::snapshot::compare(&b, &a) {
-                            None => Outcome::Ok,
+                            None => verdict::round_memory(&crate::memcheck::Digests::load(Some(&out), &out), round),
                             Some(d) => Outcome::Failed(format!("round {round}: process state: {d}")),
                         },
                         _ => Outcome::Broken(format!("round {round}: no state snapshot")),
@@ -936,6 +937,7 @@ impl Runner<'_> {
         copy(dump.out.as_ref().map(|d| d.join("dmesg")), "dump.dmesg");
         copy(dump.out.as_ref().map(|d| d.join("before.snap")), "dump.state");
         copy(Some(restored.join("after.snap")), "restore.state");
+        crate::memcheck::keep(dump.out.as_deref(), restored, &dir, status == Status::Pass);
         if status != Status::Pass {
             if let Some(img) = dump.out.as_ref().map(|d| d.join("img")).filter(|d| d.is_dir()) {
                 // Big memory images would swamp the results; say where they were instead.

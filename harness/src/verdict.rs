@@ -4,6 +4,7 @@
 //! program); ERROR is for crtest or its infrastructure (a VM that did not
 //! boot, a copy that failed); SKIP carries the reason the cell cannot run.
 
+use crate::memcheck::Digests;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
@@ -141,24 +142,59 @@ pub fn reference_problem(transcript: &str) -> Option<String> {
 }
 
 /// Like [`judge`], then also requires the fds and mappings recorded after
-/// the restore to equal those recorded at the dump.
+/// the restore to equal those recorded at the dump, and then every page of
+/// memory restored from the images to be what it was at the dump.
 pub fn judge_with_state(
     stages: &[StageRecord],
     expected: Option<&str>,
     actual: Option<&str>,
     before: Option<&str>,
     after: Option<&str>,
+    memory: &Digests,
 ) -> (Status, Option<String>) {
     let verdict = judge(stages, expected, actual);
+    if verdict.0 == Status::Fail {
+        return with_memory_cause(verdict, memory);
+    }
     if verdict.0 != Status::Pass {
         return verdict;
     }
     match (before, after) {
         (Some(b), Some(a)) => match crate::snapshot::compare(b, a) {
-            None => verdict,
+            None => judge_memory(memory).unwrap_or(verdict),
             Some(diff) => (Status::Fail, Some(format!("process state: {diff}"))),
         },
         _ => (Status::Error, Some("compare: the fd/mapping snapshot of the dump or the restore is missing".into())),
+    }
+}
+
+/// The verdict of the memory check when it is not a PASS: damaged memory is
+/// the system under test's FAIL; digests that are missing or do not parse
+/// are crtest's own ERROR.
+pub fn judge_memory(memory: &Digests) -> Option<(Status, Option<String>)> {
+    match memory.compare() {
+        Ok(None) => None,
+        Ok(Some(diff)) => Some((Status::Fail, Some(format!("memory: {diff}")))),
+        Err(e) => Some((Status::Error, Some(format!("compare: {e}")))),
+    }
+}
+
+/// A transcript that departs from the reference is reported first; when the
+/// restored memory was damaged too, the first damaged page is named after
+/// it, as the likely cause.
+fn with_memory_cause((status, reason): (Status, Option<String>), memory: &Digests) -> (Status, Option<String>) {
+    match (reason, memory.compare()) {
+        (Some(r), Ok(Some(diff))) => (status, Some(format!("{r}; memory: {diff}"))),
+        (reason, _) => (status, reason),
+    }
+}
+
+/// [`judge_memory`] as the outcome of `--iters` round `round`.
+pub fn round_memory(memory: &Digests, round: u32) -> Outcome {
+    match judge_memory(memory) {
+        None => Outcome::Ok,
+        Some((Status::Fail, why)) => Outcome::Failed(format!("round {round}: {}", why.unwrap_or_default())),
+        Some((_, why)) => Outcome::Broken(format!("round {round}: {}", why.unwrap_or_default())),
     }
 }
 
@@ -236,24 +272,63 @@ mod tests {
         assert!(why.contains("`verify FAIL threads left`"), "{why}");
     }
 
+    const MEM: &str = "1 00001000-00003000 rw-p 00000000 [heap]\t0a 0b\n";
+
+    fn mem(after: Result<&str, &str>) -> Digests {
+        Digests { before: Ok(MEM.into()), after: after.map(str::to_string).map_err(str::to_string) }
+    }
+
     #[test]
     fn state_differences_fail_after_equal_transcripts() {
         let snap = "1 fd 3 pipe:[1]\n";
+        let same = mem(Ok(MEM));
         assert_eq!(
-            judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some("1 fd 3 pipe:[2]\n")).0,
+            judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some("1 fd 3 pipe:[2]\n"), &same).0,
             Status::Pass
         );
-        let (st, why) = judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(""));
+        let (st, why) = judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(""), &same);
         assert_eq!(
             (st, why.unwrap().as_str()),
             (Status::Fail, "process state: 1 missing after restore: pid 1 fd 3 -> pipe")
         );
-        assert_eq!(judge_with_state(&[], Some("a\n"), Some("a\n"), None, Some(snap)).0, Status::Error);
+        assert_eq!(judge_with_state(&[], Some("a\n"), Some("a\n"), None, Some(snap), &same).0, Status::Error);
         // A transcript difference is reported first.
-        assert!(judge_with_state(&[], Some("a\n"), Some("b\n"), Some(snap), Some(""))
+        assert!(judge_with_state(&[], Some("a\n"), Some("b\n"), Some(snap), Some(""), &same)
             .1
             .unwrap()
             .starts_with("compare:"));
+    }
+
+    #[test]
+    fn damaged_memory_fails_and_missing_digests_are_errors() {
+        let snap = "1 fd 3 pipe:[1]\n";
+        let judged = |m: &Digests| judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(snap), m);
+        let (st, why) = judged(&mem(Ok("1 00001000-00003000 rw-p 00000000 [heap]\t0a 0c\n")));
+        assert_eq!(
+            (st, why.unwrap().as_str()),
+            (Status::Fail, "memory: pid 1 map 00001000-00003000 rw-p [heap]: page 1 of 2 differs")
+        );
+        let (st, why) = judged(&mem(Err("memdigest failed: it said: boom")));
+        assert_eq!((st, why.unwrap().as_str()), (Status::Error, "compare: memdigest failed: it said: boom"));
+        assert_eq!(round_memory(&mem(Ok(MEM)), 2), Outcome::Ok);
+        assert!(matches!(round_memory(&mem(Err("x")), 2), Outcome::Broken(m) if m == "round 2: compare: x"));
+        // A differing transcript speaks first, the damaged page after it.
+        let (st, why) = judge_with_state(
+            &[],
+            Some("a\n"),
+            Some("b\n"),
+            Some(snap),
+            Some(snap),
+            &mem(Ok("1 00001000-00003000 rw-p 00000000 [heap]\t0c 0b\n")),
+        );
+        assert_eq!(st, Status::Fail);
+        assert_eq!(
+            why.unwrap(),
+            "compare: line 1: expected `a`, got `b`; memory: pid 1 map 00001000-00003000 rw-p [heap]: page 0 of 2 differs"
+        );
+        // The fd/mapping comparison speaks first.
+        let (st, why) = judge_with_state(&[], Some("a\n"), Some("a\n"), Some(snap), Some(""), &mem(Err("x")));
+        assert_eq!(st, Status::Fail, "{why:?}");
     }
 
     #[test]

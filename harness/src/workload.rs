@@ -264,6 +264,22 @@ impl Library {
     }
 }
 
+/// Compiles a self-contained C program of crtest's own (a guest helper)
+/// the way workloads are, cached by its source.
+pub fn compile_cached(name: &str, source: &[u8], cache: &Path) -> Result<Vec<u8>> {
+    let mut key = source.to_vec();
+    key.extend_from_slice(CC_ARGS.join(" ").as_bytes());
+    let dir = cache.join("workloads").join(&fsutil::sha256_hex(&key)[..16]);
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        let src = dir.join(format!("{name}.c"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fsutil::write_atomic(&src, source)?;
+        compile(&src, &bin)?;
+    }
+    std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))
+}
+
 const CC_ARGS: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
 
 fn compile(src: &Path, bin: &Path) -> Result<()> {
