@@ -282,8 +282,8 @@ struct ControlGate {
 
 #[derive(Default)]
 struct GateState {
-    /// Finished controls: status and reason.
-    verdicts: BTreeMap<String, (Status, Option<String>)>,
+    /// Finished controls' statuses.
+    verdicts: BTreeMap<String, Status>,
     waiting: Vec<CellResult>,
     done: Vec<CellResult>,
 }
@@ -299,7 +299,7 @@ impl ControlGate {
         let mut st = self.state.lock().unwrap();
         let mut ready = Vec::new();
         if self.controls.contains(&r.cell.id) {
-            st.verdicts.insert(r.cell.id.clone(), (r.status, r.reason.clone()));
+            st.verdicts.insert(r.cell.id.clone(), r.status);
         }
         st.waiting.push(r);
         let waiting = std::mem::take(&mut st.waiting);
@@ -307,11 +307,10 @@ impl ControlGate {
             let control = r.cell.control.clone();
             match control.map(|id| (st.verdicts.get(&id).cloned(), id)) {
                 None => ready.push(r),
-                Some((Some((status, reason)), id)) => {
+                Some((Some(status), id)) => {
                     r.control_status = Some(status);
                     let ctl = verdict::ControlVerdict { id, status };
-                    (r.status, r.reason) =
-                        verdict::against_control((r.status, r.reason.take()), &ctl, reason.as_deref());
+                    (r.status, r.reason) = verdict::against_control((r.status, r.reason.take()), &ctl);
                     ready.push(r);
                 }
                 Some((None, _)) => st.waiting.push(r),
@@ -1035,5 +1034,51 @@ mod tests {
             names.dedup();
             assert_eq!(names.len(), wave.len());
         }
+    }
+
+    fn result(id: &str, control: Option<&str>, status: Status) -> CellResult {
+        let (w, pair) = id.split_once('/').unwrap();
+        let (src, dst) = pair.split_once("->").unwrap();
+        CellResult {
+            cell: Cell {
+                id: id.into(),
+                workload: w.into(),
+                src: src.into(),
+                dst: dst.into(),
+                src_engine: None,
+                dst_engine: None,
+                skip: None,
+                control: control.map(str::to_string),
+                control_only: false,
+            },
+            status,
+            reason: Some(format!("{id} reason")),
+            stages: vec![],
+            conversion: vec![],
+            artifacts: None,
+            dump_after: None,
+            control_status: None,
+            known: None,
+        }
+    }
+
+    #[test]
+    fn gate_holds_a_cell_until_its_control_is_judged() {
+        let cells = [result("w/6.1->6.12", Some("w/6.1->6.1"), Status::Fail), result("w/6.1->6.1", None, Status::Fail)];
+        let plan = Plan { cells: cells.iter().map(|c| c.cell.clone()).collect(), slots: Default::default() };
+        let gate = ControlGate::new(&plan);
+        assert!(gate.finished(cells[0].clone()).is_empty(), "the cross cell waits for its control");
+        let ready = gate.finished(cells[1].clone());
+        let ids: Vec<&str> = ready.iter().map(|r| r.cell.id.as_str()).collect();
+        assert_eq!(ids, ["w/6.1->6.12", "w/6.1->6.1"]);
+        assert_eq!((ready[0].status, ready[0].control_status), (Status::ControlFail, Some(Status::Fail)));
+        assert_eq!(ready[1].status, Status::Fail, "a control is judged on its own");
+        assert_eq!(gate.into_results().len(), 2);
+        // With a passing control the FAIL stands.
+        let gate = ControlGate::new(&plan);
+        let ready = gate.finished(result("w/6.1->6.1", None, Status::Pass));
+        assert_eq!(ready.len(), 1);
+        let ready = gate.finished(cells[0].clone());
+        assert_eq!((ready[0].status, ready[0].control_status), (Status::Fail, Some(Status::Pass)));
     }
 }

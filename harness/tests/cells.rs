@@ -93,7 +93,7 @@ fn rseq_on_5_10_fails_at_dump_or_skips_when_declared() {
     let cross = cell(&r, "rseq_raw/5.10->6.1");
     assert_eq!((cross["status"].as_str(), cross["control_status"].as_str()), (Some("CONTROL-FAIL"), Some("FAIL")));
     let why = cross["reason"].as_str().unwrap();
-    assert!(why.starts_with("control rseq_raw/5.10->5.10 is FAIL too: dump: Error (criu/"), "{why}");
+    assert!(why.starts_with("control rseq_raw/5.10->5.10 is FAIL too; this cell: dump: Error (criu/"), "{why}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("CTRL") && stdout.contains("Known incompatibility rseq-no-get-rseq-conf"), "{stdout}");
     let declared = cell(&r, "rseq_declared/5.10->5.10");
