@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bisect;
+pub mod cache;
 pub mod cli;
 pub mod compare;
 pub mod convert;
