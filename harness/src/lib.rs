@@ -15,6 +15,7 @@ pub mod elf;
 pub mod engine;
 pub mod formats;
 pub mod fsutil;
+pub mod glob;
 pub mod guest;
 pub mod images;
 pub mod kernel;
