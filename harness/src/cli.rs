@@ -310,7 +310,7 @@ pub enum KernelsCommand {
 pub enum CacheCommand {
     /// Each kind's entries and size (the default).
     Show,
-    /// Deletes cache entries by age or kind (at least one of the two).
+    /// Deletes cache entries by age or kind (at least one of the two); not while a run uses the cache.
     Clean {
         /// Only entries not modified for this many days.
         #[arg(long, value_name = "DAYS")]
@@ -400,4 +400,71 @@ pub fn default_jobs() -> usize {
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().split(' ').next()?.parse().ok()))
         .unwrap_or(4 << 20);
     (2 * cores).min(mem_kib / (2560 << 10)).clamp(1, MAX_JOBS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every subcommand has help text.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&clap::Command::new("x").arg(clap::Arg::new("bare").long("bare")), "x", &mut missing);
+        assert_eq!(missing, ["x bare"], "the check sees an argument without help");
+        missing.clear();
+        walk(&Cli::command(), "crtest", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn closed_sets_parse_as_value_enums() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("crtest").chain(args.iter().copied()));
+        let Ok(Cli { command: Command::Run(r) }) =
+            parse(&["run", "--accel", "kvm", "-t", "counter/*", "-x", "*->5.10"])
+        else {
+            panic!("run does not parse");
+        };
+        assert_eq!(r.accel, Some(AccelChoice::Force(Accel::Kvm)));
+        assert_eq!((r.select.tests, r.select.excludes), (vec!["counter/*".to_string()], vec!["*->5.10".to_string()]));
+        assert!(parse(&["run", "--accel", "fast"]).is_err());
+        assert!(parse(&["plan", "--format", "yaml"]).is_err());
+        assert!(parse(&["bisect", "--good", "a", "--bad", "b", "--workload", "w", "--side", "up"]).is_err());
+        let Ok(Cli { command: Command::Bisect(b) }) =
+            parse(&["bisect", "--axis", "engine", "--side", "dst", "--good", "a", "--bad", "b", "--workload", "w"])
+        else {
+            panic!("bisect does not parse");
+        };
+        assert_eq!((b.axis, b.side), (Axis::Engine, Side::Dst));
+        assert!(parse(&["cache", "clean", "--kind", "states", "--kind", "tools", "--older-than", "7"]).is_ok());
+        assert!(parse(&["cache", "clean", "--kind", "everything"]).is_err());
+        assert!(parse(&["export", "--format", "kcidb", "out"]).is_ok());
+        assert!(parse(&["export", "--format", "csv", "out"]).is_err());
+    }
+
+    #[test]
+    fn completions_know_the_flags() {
+        let mut out = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "crtest", &mut out);
+        let script = String::from_utf8(out).unwrap();
+        assert!(script.contains("--rerun-failed") && script.contains("completions"), "{script}");
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("CRTEST_CACHE") && help.contains("NO_COLOR") && help.contains("125"), "{help}");
+    }
 }
