@@ -2,11 +2,36 @@
 //! tests and pipeline examples can be checked against the real parser.
 
 use crate::matrix::AccelChoice;
-use clap::{Parser, Subcommand};
+use crate::vm::Accel;
+use clap::builder::PossibleValue;
+use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Shown after `crtest --help`: what the environment changes and what the
+/// exit status means, so CI scripts need not read the source.
+const AFTER_HELP: &str = "\
+Environment:
+  CRTEST_CACHE      cache directory (default $XDG_CACHE_HOME/crtest or ~/.cache/crtest)
+  CRTEST_ROOT       project root with kernels/, workloads/, converters/ (default: the nearest
+                    ancestor of the working directory with workloads/workloads.yaml)
+  CRTEST_KEEP_WORK  keep a run's scratch directory and print where it is
+  NO_COLOR          no colour in help and usage errors (crtest's own output has none)
+
+Exit status (run, merge):
+  0  every cell passed or skipped
+  1  some cell FAILed
+  2  only ERRORs or CONTROL-FAILs, or bad input
+  130  interrupted (Ctrl-C or SIGTERM): no results written
+crtest cell: 0 PASS, 1 FAIL, 125 cannot be judged (for git bisect run), 2 usage error.
+crtest compare: 0 no regression, 1 regression, 2 a document is not crtest results.";
+
 #[derive(Parser)]
-#[command(name = "crtest", version, about = "Checkpoint/restart compatibility across Linux kernels, in QEMU")]
+#[command(
+    name = "crtest",
+    version,
+    about = "Checkpoint/restart compatibility across Linux kernels, in QEMU",
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -20,14 +45,35 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         select: Select,
-        /// text or json
-        #[arg(long, default_value = "text")]
-        format: String,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
     },
     /// The kernel catalog.
     Kernels {
         #[command(subcommand)]
         command: KernelsCommand,
+    },
+    /// What the cache holds, by kind and size; `clean` deletes by age or kind.
+    Cache {
+        #[command(subcommand)]
+        command: Option<CacheCommand>,
+    },
+    /// Writes a run's results in another format (KCIDB I/O JSON for kernel CI dashboards).
+    Export {
+        /// The output format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Write here (atomically) instead of to stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The run's output directory (or its results.json).
+        dir: PathBuf,
+    },
+    /// Prints a shell completion script for crtest.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
     },
     /// The workload library.
     Workloads {
@@ -40,14 +86,17 @@ pub enum Command {
     Bisect(BisectArgs),
     /// Time boots (PVH and bzImage), dump, restore and whole cells: min/median/max.
     Bench {
+        /// The catalog kernel to time.
         #[arg(long, default_value = "6.1")]
         kernel: String,
+        /// The workload of the whole-cell timings.
         #[arg(long, default_value = "counter")]
         workload: String,
         /// Runs of each measurement (1..=100).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
-        #[arg(long)]
+        /// auto (KVM only if a probe boot works), kvm or tcg.
+        #[arg(long, value_enum)]
         accel: Option<AccelChoice>,
         /// Skip the resumed-guest timings, and run the whole cells on booted guests.
         #[arg(long)]
@@ -64,8 +113,10 @@ pub enum Command {
     },
     /// Converts an image directory along the chain of converters from one format to another.
     Convert {
+        /// The format version of the input images (see `crtest formats`).
         #[arg(long, value_name = "FORMAT")]
         from: String,
+        /// The format version to convert to.
         #[arg(long, value_name = "FORMAT")]
         to: String,
         /// Another formats file than converters/formats.yaml.
@@ -87,8 +138,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
         matrix: PathBuf,
     },
-    /// New failures, new skips, fixed cells, changed reasons, added and removed cells between two
-    /// runs; exit 1 on a new failure, a new skip or a removed cell, 2 on a bad document.
+    /// New failures, new CONTROL-FAILs, new skips, fixed cells, changed reasons, added and removed
+    /// cells, and engine or kernel package changes between two runs; exit 1 on a regression (a new
+    /// failure, CONTROL-FAIL or skip, or a removed cell), 2 on a bad document.
     Compare {
         /// Baseline results (an output dir or a results.json).
         baseline: PathBuf,
@@ -100,6 +152,12 @@ pub enum Command {
         /// Accept cells that ran in the baseline and SKIP in NEW.
         #[arg(long)]
         allow_skip: bool,
+        /// Accept cells that became CONTROL-FAIL (their control failed too: not the pair's fault).
+        #[arg(long)]
+        allow_control_fail: bool,
+        /// Also write the regressions as a JUnit report (one testcase per regressed cell).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -111,6 +169,7 @@ pub struct CellArgs {
     /// Target kernel: a catalog id or the path of a bzImage.
     #[arg(long)]
     pub dst_kernel: String,
+    /// The workload (see `crtest workloads list`).
     #[arg(long)]
     pub workload: String,
     /// Modules tree (lib/modules/RELEASE) for bzImage kernels, if they need modules.
@@ -123,10 +182,13 @@ pub struct CellArgs {
     /// converters between the two engines' formats).
     #[arg(long)]
     pub restore_engine: Option<String>,
+    /// Output directory for the cell's results and artifacts.
     #[arg(long, default_value = "crtest-cell")]
     pub out: PathBuf,
-    #[arg(long)]
+    /// auto (KVM only if a probe boot works), kvm or tcg.
+    #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
+    /// Seed that moves the dump point (default: a new one, printed).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Boot every guest from its kernel instead of resuming a saved guest state.
@@ -138,33 +200,38 @@ pub struct CellArgs {
 pub struct BisectArgs {
     /// The ordered axis: `kernel` (the catalog's order) or `engine`
     /// (kernels/engines.yaml's order, on the kernel given with --fixed).
-    #[arg(long, default_value = "kernel")]
-    pub axis: String,
+    #[arg(long, value_enum, default_value_t = Axis::Kernel)]
+    pub axis: Axis,
     /// The engine of every probe: `host` or an id from kernels/engines.yaml.
     #[arg(long)]
     pub engine: Option<String>,
+    /// A kernel (or engine) where the cell passes.
     #[arg(long)]
     pub good: String,
+    /// A later kernel (or engine) where the cell fails.
     #[arg(long)]
     pub bad: String,
+    /// The workload of the cell.
     #[arg(long)]
     pub workload: String,
     /// Which side of the pair moves: both (K->K), src (K->FIXED) or dst (FIXED->K).
-    #[arg(long, default_value = "both")]
-    pub side: String,
+    #[arg(long, value_enum, default_value_t = Side::Both)]
+    pub side: Side,
     /// The kernel on the side that does not move (with --side src or dst).
     #[arg(long)]
     pub fixed: Option<String>,
     /// Runs per probe: any FAIL is bad, all PASS is good (1..=20).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
+    /// Output directory: one subdirectory per probe run.
     #[arg(long, default_value = "crtest-bisect")]
     pub out: PathBuf,
-    #[arg(long)]
+    /// auto (KVM only if a probe boot works), kvm or tcg.
+    #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub struct Select {
     /// Matrix file.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_value = "matrix.yaml", default_missing_value = "matrix.yaml")]
@@ -181,6 +248,21 @@ pub struct Select {
     /// Also run workloads on engines they declare a known gap of (SKIP otherwise).
     #[arg(long)]
     pub run_known_gaps: bool,
+    /// Only cells whose id (`workload/src->dst`) matches this glob (`*`, `?`; repeatable).
+    #[arg(short = 't', long = "test", value_name = "GLOB")]
+    pub tests: Vec<String>,
+    /// Leave out cells whose id matches this glob (repeatable; controls of kept cells stay).
+    #[arg(short = 'x', long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Only cells whose source is this kind (`6.12`, or `6.12@criu-4.2`; repeatable).
+    #[arg(long = "src", value_name = "KIND")]
+    pub srcs: Vec<String>,
+    /// Only cells whose target is this kind (repeatable).
+    #[arg(long = "dst", value_name = "KIND")]
+    pub dsts: Vec<String>,
+    /// Only the cells that were FAIL, ERROR or CONTROL-FAIL in DIR/results.json.
+    #[arg(long, value_name = "DIR")]
+    pub rerun_failed: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -194,7 +276,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "crtest-out")]
     pub out: PathBuf,
     /// auto (KVM only if a probe boot works), kvm or tcg; overrides the matrix.
-    #[arg(long)]
+    #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
     /// Print every guest operation.
     #[arg(short, long)]
@@ -218,7 +300,75 @@ pub enum KernelsCommand {
     /// Id, release and whether each catalog kernel is cached.
     List,
     /// Download and extract kernels (all, or the ids given); no-op when cached.
-    Fetch { ids: Vec<String> },
+    Fetch {
+        /// Catalog ids (default: every kernel of the catalog).
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Each kind's entries and size (the default).
+    Show,
+    /// Deletes cache entries by age or kind (at least one of the two); not while a run uses the cache.
+    Clean {
+        /// Only entries not modified for this many days.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+        /// Only entries of this kind (repeatable).
+        #[arg(long = "kind", value_enum, value_name = "KIND")]
+        kinds: Vec<crate::cache::Kind>,
+    },
+}
+
+/// `crtest plan --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// One line per cell, then what the run will do.
+    Text,
+    /// The plan's cells as JSON.
+    Json,
+}
+
+/// `crtest export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// KCIDB I/O JSON (schema 5.3), for kernel CI dashboards.
+    Kcidb,
+}
+
+/// `crtest bisect --axis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Axis {
+    /// The catalog's kernels, in order.
+    Kernel,
+    /// kernels/engines.yaml's engines, in order, on the kernel of --fixed.
+    Engine,
+}
+
+/// `crtest bisect --side`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    /// K -> K.
+    Both,
+    /// K -> FIXED.
+    Src,
+    /// FIXED -> K.
+    Dst,
+}
+
+impl ValueEnum for AccelChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[AccelChoice::Auto, AccelChoice::Force(Accel::Kvm), AccelChoice::Force(Accel::Tcg)]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            AccelChoice::Auto => PossibleValue::new("auto").help("KVM if a probe boot works, else TCG"),
+            AccelChoice::Force(Accel::Kvm) => PossibleValue::new("kvm").help("KVM, or fail"),
+            AccelChoice::Force(Accel::Tcg) => PossibleValue::new("tcg").help("emulation (TCG)"),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -250,4 +400,71 @@ pub fn default_jobs() -> usize {
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().split(' ').next()?.parse().ok()))
         .unwrap_or(4 << 20);
     (2 * cores).min(mem_kib / (2560 << 10)).clamp(1, MAX_JOBS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every subcommand has help text.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&clap::Command::new("x").arg(clap::Arg::new("bare").long("bare")), "x", &mut missing);
+        assert_eq!(missing, ["x bare"], "the check sees an argument without help");
+        missing.clear();
+        walk(&Cli::command(), "crtest", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn closed_sets_parse_as_value_enums() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("crtest").chain(args.iter().copied()));
+        let Ok(Cli { command: Command::Run(r) }) =
+            parse(&["run", "--accel", "kvm", "-t", "counter/*", "-x", "*->5.10"])
+        else {
+            panic!("run does not parse");
+        };
+        assert_eq!(r.accel, Some(AccelChoice::Force(Accel::Kvm)));
+        assert_eq!((r.select.tests, r.select.excludes), (vec!["counter/*".to_string()], vec!["*->5.10".to_string()]));
+        assert!(parse(&["run", "--accel", "fast"]).is_err());
+        assert!(parse(&["plan", "--format", "yaml"]).is_err());
+        assert!(parse(&["bisect", "--good", "a", "--bad", "b", "--workload", "w", "--side", "up"]).is_err());
+        let Ok(Cli { command: Command::Bisect(b) }) =
+            parse(&["bisect", "--axis", "engine", "--side", "dst", "--good", "a", "--bad", "b", "--workload", "w"])
+        else {
+            panic!("bisect does not parse");
+        };
+        assert_eq!((b.axis, b.side), (Axis::Engine, Side::Dst));
+        assert!(parse(&["cache", "clean", "--kind", "states", "--kind", "tools", "--older-than", "7"]).is_ok());
+        assert!(parse(&["cache", "clean", "--kind", "everything"]).is_err());
+        assert!(parse(&["export", "--format", "kcidb", "out"]).is_ok());
+        assert!(parse(&["export", "--format", "csv", "out"]).is_err());
+    }
+
+    #[test]
+    fn completions_know_the_flags() {
+        let mut out = Vec::new();
+        clap_complete::generate(clap_complete::Shell::Bash, &mut Cli::command(), "crtest", &mut out);
+        let script = String::from_utf8(out).unwrap();
+        assert!(script.contains("--rerun-failed") && script.contains("completions"), "{script}");
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("CRTEST_CACHE") && help.contains("NO_COLOR") && help.contains("125"), "{help}");
+    }
 }

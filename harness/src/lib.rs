@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bisect;
+pub mod cache;
 pub mod cli;
 pub mod compare;
 pub mod convert;
@@ -14,6 +15,7 @@ pub mod elf;
 pub mod engine;
 pub mod formats;
 pub mod fsutil;
+pub mod glob;
 pub mod guest;
 pub mod images;
 pub mod kernel;

@@ -3,7 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use crtest::bisect::{self, Probe};
-use crtest::cli::{BisectArgs, CellArgs, Cli, Command, KernelsCommand, RunArgs, Select, WorkloadsCommand};
+use crtest::cli::{
+    Axis, BisectArgs, CacheCommand, CellArgs, Cli, Command, ExportFormat, KernelsCommand, PlanFormat, RunArgs, Select,
+    Side, WorkloadsCommand,
+};
 use crtest::fsutil;
 use crtest::kernel::fetch;
 use crtest::matrix::Matrix;
@@ -27,7 +30,6 @@ macro_rules! say {
 }
 
 /// `print!` counterpart of [`say!`].
-#[allow(unused_macros)]
 macro_rules! say_raw {
     ($($arg:tt)*) => {{
         use std::io::Write;
@@ -67,7 +69,7 @@ fn main() {
 fn dispatch(command: Command) -> Result<i32> {
     match command {
         Command::Run(args) => run(args),
-        Command::Plan { select, format } => plan(select, &format),
+        Command::Plan { select, format } => plan(select, format),
         Command::Kernels { command: KernelsCommand::List } => kernels_list(),
         Command::Kernels { command: KernelsCommand::Fetch { ids } } => kernels_fetch(ids),
         Command::Workloads { command: WorkloadsCommand::List } => workloads_list(),
@@ -80,10 +82,21 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Convert { from, to, formats, input, output } => {
             convert(&from, &to, formats.as_deref(), &input, &output)
         }
-        Command::Compare { baseline, new, allow_removed, allow_skip } => {
-            compare(&baseline, &new, crtest::compare::Allow { removed: allow_removed, skip: allow_skip })
+        Command::Compare { baseline, new, allow_removed, allow_skip, allow_control_fail, junit } => {
+            let allow =
+                crtest::compare::Allow { removed: allow_removed, skip: allow_skip, control_fail: allow_control_fail };
+            compare(&baseline, &new, allow, junit.as_deref())
         }
         Command::Bisect(args) => bisect_cmd(args),
+        Command::Cache { command } => cache(command.unwrap_or(CacheCommand::Show)),
+        Command::Export { format: ExportFormat::Kcidb, out, dir } => export_kcidb(&dir, out.as_deref()),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "crtest", &mut out);
+            say_raw!("{}", String::from_utf8_lossy(&out));
+            Ok(0)
+        }
     }
 }
 
@@ -105,20 +118,45 @@ fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
     for w in &select.workloads {
         anyhow::ensure!(matrix.workloads.contains(w), "--workload {w}: not a workload of {}", path.display());
     }
+    for (flag, kinds) in [("--src", &select.srcs), ("--dst", &select.dsts)] {
+        if let Some(k) = kinds.iter().find(|k| !matrix.kernels.iter().any(|m| m == crtest::plan::kernel_of(k))) {
+            bail!("{flag} {k}: not a kind of {} (its kernels are {})", path.display(), matrix.kernels.join(", "));
+        }
+    }
     let filters = Filters {
         kernels: select.kernels.clone(),
         workloads: select.workloads.clone(),
         partition: select.partition,
         run_known_gaps: select.run_known_gaps,
+        tests: select.tests.clone(),
+        excludes: select.excludes.clone(),
+        srcs: select.srcs.clone(),
+        dsts: select.dsts.clone(),
+        ids: select.rerun_failed.as_deref().map(failed_cells).transpose()?,
     };
     let plan = Plan::new(&matrix, &project.catalog, &matrix.library, &filters);
     // A partition of a small matrix may be empty; a filter that selects nothing is a mistake.
     anyhow::ensure!(
         !plan.cells.is_empty() || select.partition.is_some(),
-        "--kernel/--workload select no cell of {}",
+        "the selection (--kernel, --workload, --test, --exclude, --src, --dst, --rerun-failed) has no cell of {}",
         path.display()
     );
     Ok((matrix, plan))
+}
+
+/// Ids of the cells that were FAIL, ERROR or CONTROL-FAIL in `dir`'s
+/// results (`--rerun-failed`); a run where nothing failed is an error, as
+/// rerunning nothing is surely a mistake.
+fn failed_cells(dir: &std::path::Path) -> Result<std::collections::BTreeSet<String>> {
+    let (file, doc) = crtest::compare::load(dir).with_context(|| format!("--rerun-failed {}", dir.display()))?;
+    let cells = doc["cells"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let failed: std::collections::BTreeSet<String> = cells
+        .iter()
+        .filter(|c| matches!(c["status"].as_str(), Some("FAIL" | "ERROR" | "CONTROL-FAIL")))
+        .filter_map(|c| c["id"].as_str().map(str::to_string))
+        .collect();
+    anyhow::ensure!(!failed.is_empty(), "--rerun-failed {}: no cell failed there", file.display());
+    Ok(failed)
 }
 
 fn run(args: RunArgs) -> Result<i32> {
@@ -134,6 +172,8 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
+    // The run's junit.xml again, now with its properties and log tails.
+    crtest::report::junit::rewrite(&args.out)?;
     say!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
     Ok(done.summary.exit_code())
 }
@@ -237,15 +277,14 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
     let project = Project::load()?;
     // Kernel axis: the catalog's order, the cell moves. Engine axis: the
     // engines catalog's order (oldest first), on the kernel(s) of --fixed.
-    let axis: Vec<String> = match args.axis.as_str() {
-        "kernel" => project.catalog.kernels.iter().map(|k| k.id.clone()).collect(),
-        "engine" => crtest::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?
+    let axis: Vec<String> = match args.axis {
+        Axis::Kernel => project.catalog.kernels.iter().map(|k| k.id.clone()).collect(),
+        Axis::Engine => crtest::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?
             .into_iter()
             .map(|e| e.id)
             .collect(),
-        other => bail!("--axis {other}: expected kernel or engine (converter-chain steps are not built)"),
     };
-    let on_engines = args.axis == "engine";
+    let on_engines = args.axis == Axis::Engine;
     if on_engines && args.fixed.is_none() {
         bail!("--axis engine needs --fixed KERNEL (the kernel both sides run)");
     }
@@ -254,12 +293,11 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
             let fixed = args.fixed.clone().unwrap_or_default();
             return Ok((fixed.clone(), fixed));
         }
-        let fixed = || args.fixed.clone().ok_or_else(|| anyhow::anyhow!("--side {} needs --fixed KERNEL", args.side));
-        Ok(match args.side.as_str() {
-            "both" => (k.to_string(), k.to_string()),
-            "src" => (k.to_string(), fixed()?),
-            "dst" => (fixed()?, k.to_string()),
-            other => bail!("--side {other}: expected both, src or dst"),
+        let fixed = || args.fixed.clone().ok_or_else(|| anyhow::anyhow!("--side src/dst needs --fixed KERNEL"));
+        Ok(match args.side {
+            Side::Both => (k.to_string(), k.to_string()),
+            Side::Src => (k.to_string(), fixed()?),
+            Side::Dst => (fixed()?, k.to_string()),
         })
     };
     pair(&args.good)?;
@@ -398,13 +436,7 @@ fn bench(args: &BenchArgs) -> Result<i32> {
 
 fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> Result<i32> {
     let project = Project::load()?;
-    let select = Select {
-        matrix: matrix.to_path_buf(),
-        kernels: vec![],
-        workloads: vec![],
-        partition: None,
-        run_known_gaps: false,
-    };
+    let select = Select { matrix: matrix.to_path_buf(), ..Select::default() };
     let (matrix, plan) = load_plan(&project, &select)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
@@ -418,12 +450,19 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     json.push(b'\n');
     staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
+    // With the merged run's properties (the shards' cell artifacts are not copied).
+    crtest::report::junit::rewrite(out)?;
     let summary = crtest::report::Summary::of(&cells);
     say!("{grid}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
     Ok(summary.exit_code())
 }
 
-fn compare(baseline: &std::path::Path, new: &std::path::Path, allow: crtest::compare::Allow) -> Result<i32> {
+fn compare(
+    baseline: &std::path::Path,
+    new: &std::path::Path,
+    allow: crtest::compare::Allow,
+    junit: Option<&std::path::Path>,
+) -> Result<i32> {
     use crtest::compare::{self, CompareError};
     let (base_path, base) = compare::load(baseline)?;
     let (new_path, new) = compare::load(new)?;
@@ -432,16 +471,51 @@ fn compare(baseline: &std::path::Path, new: &std::path::Path, allow: crtest::com
         return Err(CompareError::SameFile(base_path, new_path).into());
     }
     let cmp = compare::compare(&base, &new);
+    if let Some(file) = junit {
+        crtest::report::junit::write_readable(file, cmp.junit(allow).as_bytes())
+            .with_context(|| format!("--junit {}", file.display()))?;
+    }
     say!("{}", cmp.render());
     Ok(if cmp.regressed(allow) { 1 } else { 0 })
 }
 
-fn plan(select: Select, format: &str) -> Result<i32> {
+fn cache(command: CacheCommand) -> Result<i32> {
+    use crtest::cache;
+    let dir = fsutil::cache_dir();
+    match command {
+        CacheCommand::Show => say!("{}", cache::render(&dir, &cache::scan(&dir)?).trim_end()),
+        CacheCommand::Clean { older_than, kinds } => {
+            let older_than = older_than.map(|d| std::time::Duration::from_secs(d.saturating_mul(86400)));
+            let removed = cache::clean(&dir, &cache::Clean { older_than, kinds }, std::time::SystemTime::now())?;
+            for e in &removed {
+                say!("removed {} ({})", e.path.display(), cache::human(e.bytes));
+            }
+            let freed: u64 = removed.iter().map(|e| e.bytes).sum();
+            say!("removed {} entries, {} freed", removed.len(), cache::human(freed));
+        }
+    }
+    Ok(0)
+}
+
+fn export_kcidb(dir: &std::path::Path, out: Option<&std::path::Path>) -> Result<i32> {
+    let (file, doc) = crtest::compare::load(dir)?;
+    let raw = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let kcidb = crtest::report::kcidb::export(&doc, &raw, file.parent())?;
+    let mut text = serde_json::to_vec_pretty(&kcidb)?;
+    text.push(b'\n');
+    match out {
+        Some(path) => crtest::report::junit::write_readable(path, &text)?,
+        None => say_raw!("{}", String::from_utf8_lossy(&text)),
+    }
+    Ok(0)
+}
+
+fn plan(select: Select, format: PlanFormat) -> Result<i32> {
     let project = Project::load()?;
     let (matrix, plan) = load_plan(&project, &select)?;
     match format {
-        "json" => say!("{}", serde_json::to_string_pretty(&plan)?),
-        "text" => {
+        PlanFormat::Json => say!("{}", serde_json::to_string_pretty(&plan)?),
+        PlanFormat::Text => {
             for c in &plan.cells {
                 let chain: Vec<String> = crtest::plan::chain_of(&matrix, c)
                     .iter()
@@ -470,7 +544,6 @@ fn plan(select: Select, format: &str) -> Result<i32> {
                 plan.dumps().len(),
             );
         }
-        other => anyhow::bail!("--format expects text or json, got `{other}`"),
     }
     Ok(0)
 }

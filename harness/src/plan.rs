@@ -68,6 +68,37 @@ pub struct Filters {
     pub partition: Option<crate::partition::Partition>,
     /// Run cells of engines a workload declares a known gap of.
     pub run_known_gaps: bool,
+    /// Keep only cells whose id matches one of these globs (`-t`).
+    pub tests: Vec<String>,
+    /// Leave out cells whose id matches one of these globs (`-x`).
+    pub excludes: Vec<String>,
+    /// Keep only cells whose source kind is one of these (`--src`).
+    pub srcs: Vec<String>,
+    /// Keep only cells whose target kind is one of these (`--dst`).
+    pub dsts: Vec<String>,
+    /// Keep only these cell ids (`--rerun-failed`).
+    pub ids: Option<BTreeSet<String>>,
+}
+
+impl Filters {
+    /// Whether the cell `id` (`src_kind -> dst_kind`) survives the id, glob
+    /// and kind filters. A cell left out here may come back as the control
+    /// of a kept one: a cross cell is judged against its control.
+    pub fn keeps(&self, id: &str, src_kind: &str, dst_kind: &str) -> bool {
+        let globbed = |globs: &[String]| globs.iter().any(|g| crate::glob::matches(g, id));
+        let kinds = |wanted: &[String], kind: &str| wanted.is_empty() || wanted.iter().any(|w| kind_matches(w, kind));
+        (self.tests.is_empty() || globbed(&self.tests))
+            && !globbed(&self.excludes)
+            && kinds(&self.srcs, src_kind)
+            && kinds(&self.dsts, dst_kind)
+            && self.ids.as_ref().is_none_or(|ids| ids.contains(id))
+    }
+}
+
+/// `--src`/`--dst` matching: a kind exactly, and a plain kernel id every
+/// kind of that kernel (`6.12` is `6.12` and `6.12@criu-4.2`).
+fn kind_matches(wanted: &str, kind: &str) -> bool {
+    wanted == kind || (!wanted.contains('@') && kernel_of(kind) == wanted)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,7 +200,7 @@ impl Plan {
             for (src, dst, se, de) in engine_pairs(matrix).into_iter().filter(|(s, d, ..)| keep_k(s) && keep_k(d)) {
                 let (sk, dk) = (kind(&src, se.as_deref()), kind(&dst, de.as_deref()));
                 let id = cell_id(w, &sk, &dk);
-                if filters.partition.is_some_and(|p| !p.contains(&dump_key(w, &sk))) {
+                if filters.partition.is_some_and(|p| !p.contains(&dump_key(w, &sk))) || !filters.keeps(&id, &sk, &dk) {
                     continue;
                 }
                 let skip = [&src, &dst]
@@ -315,6 +346,46 @@ mod tests {
         let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec!["counter/6.1->6.1", "counter/6.1->6.12", "counter/6.12->6.1", "counter/6.12->6.12"]);
         assert_eq!(plan.kernels().len(), 2);
+    }
+
+    fn ids_of(plan: &Plan) -> Vec<(&str, bool)> {
+        plan.cells.iter().map(|c| (c.id.as_str(), c.control_only)).collect()
+    }
+
+    #[test]
+    fn globs_and_kinds_select_cells_and_keep_their_controls() {
+        let (_d, catalog, library) = fixtures();
+        let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
+        let plan = |f: Filters| Plan::new(&m, &catalog, &library, &f);
+        let globs = |t: &[&str], x: &[&str]| Filters {
+            tests: t.iter().map(|s| s.to_string()).collect(),
+            excludes: x.iter().map(|s| s.to_string()).collect(),
+            ..Filters::default()
+        };
+        // A cross cell brings its control back even when a filter left it out.
+        let p = plan(globs(&["counter/6.1->6.12"], &[]));
+        assert_eq!(ids_of(&p), [("counter/6.1->6.12", false), ("counter/6.1->6.1", true)]);
+        let p = plan(globs(&["counter/6.1->*"], &["*->6.1", "*->5.10"]));
+        assert_eq!(ids_of(&p), [("counter/6.1->6.12", false), ("counter/6.1->6.1", true)]);
+        let p = plan(globs(&["*->5.10"], &["pipe/*"]));
+        let ids: Vec<&str> = p.cells.iter().filter(|c| !c.control_only).map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["counter/5.10->5.10", "counter/6.1->5.10", "counter/6.12->5.10"]);
+        assert_eq!(p.cells.iter().filter(|c| c.control_only).count(), 2, "6.1 and 6.12 diagonals as controls");
+        let by_kind = Filters { srcs: vec!["6.12".into()], dsts: vec!["6.1".into()], ..Filters::default() };
+        let p = plan(by_kind);
+        let ids: Vec<&str> = p.cells.iter().filter(|c| !c.control_only).map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["counter/6.12->6.1", "pipe/6.12->6.1"]);
+        assert!(plan(globs(&["nothing*"], &[])).cells.is_empty());
+        let rerun = Filters { ids: Some(["pipe/6.1->6.12".to_string()].into()), ..Filters::default() };
+        assert_eq!(ids_of(&plan(rerun)), [("pipe/6.1->6.12", false), ("pipe/6.1->6.1", true)]);
+    }
+
+    #[test]
+    fn plain_kernels_match_their_engine_kinds() {
+        assert!(kind_matches("6.12", "6.12@criu-4.2"));
+        assert!(kind_matches("6.12@criu-4.2", "6.12@criu-4.2"));
+        assert!(!kind_matches("6.12@criu-4.1", "6.12@criu-4.2"));
+        assert!(!kind_matches("6.1", "6.12"));
     }
 }
 

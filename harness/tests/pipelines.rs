@@ -40,7 +40,8 @@ fn pipeline_examples_use_the_real_cli() {
                     assert_eq!(dirs.len(), 3, "{file}: merge must take every shard");
                     "merge"
                 }
-                Command::Compare { baseline, .. } => {
+                Command::Compare { baseline, junit, .. } => {
+                    assert!(junit.is_some(), "{file}: the gate writes its regressions as JUnit");
                     assert!(
                         ci.join("..").join(&baseline).join("results.json").is_file(),
                         "{file}: no baseline at {baseline:?}"
@@ -53,4 +54,74 @@ fn pipeline_examples_use_the_real_cli() {
         assert_eq!(kinds, ["run", "merge", "compare"], "{file}");
         assert!(text.contains("junit.xml"), "{file} must publish JUnit");
     }
+}
+
+fn yaml(file: &str) -> serde_yaml_ng::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci").join(file);
+    serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The `with:` maps of a GitHub job's steps that use `action` (by prefix).
+fn uses<'a>(job: &'a serde_yaml_ng::Value, action: &str) -> Vec<&'a serde_yaml_ng::Value> {
+    job["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(action)))
+        .map(|s| &s["with"])
+        .collect()
+}
+
+fn strings(v: &serde_yaml_ng::Value) -> Vec<String> {
+    match v {
+        serde_yaml_ng::Value::String(s) => s.lines().map(str::to_string).collect(),
+        serde_yaml_ng::Value::Sequence(items) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
+        _ => vec![],
+    }
+}
+
+/// What hosted runners need: the cache kept between runs, JUnit published
+/// with the permission it needs, bounded artifacts, the gate's JUnit.
+#[test]
+fn github_example_caches_publishes_and_bounds_artifacts() {
+    let gh = yaml("github-actions.yml");
+    let (shard, merge) = (&gh["jobs"]["shard"], &gh["jobs"]["merge"]);
+    let text = serde_yaml_ng::to_string(shard).unwrap();
+    assert!(text.contains("CRTEST_CACHE=$GITHUB_WORKSPACE/.crtest-cache"), "CRTEST_CACHE inside the workspace");
+    let cache = uses(shard, "actions/cache@");
+    assert_eq!(cache.len(), 1, "the shards restore and save the cache");
+    let cached = strings(&cache[0]["path"]);
+    assert!(cached.iter().all(|p| p.starts_with(".crtest-cache/")) && cached.contains(&".crtest-cache/kernels".into()));
+    let upload = uses(shard, "actions/upload-artifact@");
+    let paths = strings(&upload[0]["path"]);
+    assert!(paths.iter().any(|p| p.starts_with('!') && p.ends_with("/images/**")), "images excluded: {paths:?}");
+    assert_eq!(merge["permissions"]["checks"].as_str(), Some("write"), "the JUnit action writes check runs");
+    let reports: Vec<String> =
+        uses(merge, "mikepenz/action-junit-report@").iter().flat_map(|w| strings(&w["report_paths"])).collect();
+    assert_eq!(reports, ["crtest-out/junit.xml", "crtest-out/compare.xml"]);
+    let merged = uses(merge, "actions/upload-artifact@");
+    assert_eq!(strings(&merged[0]["path"]), ["crtest-out"], "the merged output, report.html included");
+    let compare = calls(&gh, "compare");
+    assert!(compare.contains("--junit crtest-out/compare.xml"), "{compare}");
+}
+
+#[test]
+fn gitlab_example_caches_in_the_project_and_publishes_the_gate() {
+    let gl = yaml("gitlab-ci.yml");
+    assert_eq!(gl["variables"]["CRTEST_CACHE"].as_str(), Some("$CI_PROJECT_DIR/.crtest-cache"));
+    let cached = strings(&gl["shard"]["cache"]["paths"]);
+    assert!(cached.iter().all(|p| p.starts_with(".crtest-cache/")) && !cached.is_empty(), "{cached:?}");
+    let exclude = strings(&gl["shard"]["artifacts"]["exclude"]);
+    assert!(exclude.iter().any(|p| p.contains("/cells/*/*/images/")), "{exclude:?}");
+    let artifacts = &gl["merge"]["artifacts"];
+    assert_eq!(strings(&artifacts["paths"]), ["crtest-out/"]);
+    assert_eq!(strings(&artifacts["reports"]["junit"]), ["crtest-out/junit.xml", "crtest-out/compare.xml"]);
+    assert!(calls(&gl, "compare").contains("--junit crtest-out/compare.xml"));
+}
+
+/// The crtest command line of `sub` in a pipeline file.
+fn calls(doc: &serde_yaml_ng::Value, sub: &str) -> String {
+    let text = serde_yaml_ng::to_string(doc).unwrap();
+    let needle = format!("cargo run --release -- {sub} ");
+    text.lines().find_map(|l| l.split_once(&needle).map(|(_, rest)| rest.to_string())).unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 pub mod grid;
 pub mod json;
 pub mod junit;
+pub mod kcidb;
 pub mod output;
 pub mod progress;
 
