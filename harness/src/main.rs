@@ -172,8 +172,6 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
-    // The run's junit.xml again, now with its properties and log tails.
-    crtest::report::junit::rewrite(&args.out)?;
     say!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
     Ok(done.summary.exit_code())
 }

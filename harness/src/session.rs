@@ -213,8 +213,14 @@ pub fn execute(
     let shown = shown_kinds(matrix, plan);
     let grid = report::grid::render(&out.cells, &shown, &project.known);
     staging.write("grid.txt", grid.as_bytes())?;
-    staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
-    staging.write("results.json", &report::json::render(&results)?)?;
+    let json = report::json::render(&results)?;
+    // JUnit with the run's properties and the log tails of the staged artifacts.
+    let ctx = report::junit::Context {
+        properties: report::junit::properties(&serde_json::from_slice(&json)?),
+        out_dir: Some(staging.dir.clone()),
+    };
+    staging.write("junit.xml", report::junit::render_with(&out.cells, &ctx).as_bytes())?;
+    staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
     Ok(Finished { cells: out.cells, summary, grid, wall_secs })
 }
