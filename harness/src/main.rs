@@ -410,16 +410,16 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
     let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
     let cells: Vec<crtest::runner::CellResult> = serde_json::from_value(merged["cells"].clone())?;
-    let grid = crtest::report::grid::render(&cells, &matrix.kernels, &project.known);
+    let (table, body) = crtest::report::grid::parts(&cells, &matrix.kernels, &project.known);
     let staging = crtest::report::output::Staging::new(out)?;
-    staging.write("grid.txt", grid.as_bytes())?;
+    staging.write("grid.txt", format!("{table}\n{body}").as_bytes())?;
     staging.write("junit.xml", &crtest::report::junit::render(&cells)?)?;
     let mut json = serde_json::to_vec_pretty(&merged)?;
     json.push(b'\n');
     staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
     let summary = crtest::report::Summary::of(&cells);
-    say!("{grid}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
+    say!("{body}\n{table}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
     Ok(summary.exit_code())
 }
 

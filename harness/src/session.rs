@@ -211,10 +211,11 @@ pub fn execute(
         cells: &out.cells,
     };
     let shown = shown_kinds(matrix, plan);
-    let grid = report::grid::render(&out.cells, &shown, &project.known);
-    staging.write("grid.txt", grid.as_bytes())?;
+    let (table, grid) = report::grid::parts(&out.cells, &shown, &project.known);
+    staging.write("grid.txt", format!("{table}\n{grid}").as_bytes())?;
     staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
     staging.write("results.json", &report::json::render(&results)?)?;
     staging.commit(&["junit.xml", "results.json"])?;
-    Ok(Finished { cells: out.cells, summary, grid, wall_secs })
+    // The terminal ends with the summary table, the file starts with it.
+    Ok(Finished { cells: out.cells, summary, grid: format!("{grid}\n{table}"), wall_secs })
 }

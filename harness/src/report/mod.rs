@@ -6,6 +6,7 @@ pub mod json;
 pub mod junit;
 pub mod output;
 pub mod progress;
+pub mod summary;
 
 use crate::runner::CellResult;
 use crate::verdict::Status;
