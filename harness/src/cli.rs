@@ -87,6 +87,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
         matrix: PathBuf,
     },
+    /// Re-render DIR/report.html (the page to see why cells failed) from DIR/results.json.
+    Report {
+        /// A run's output directory.
+        dir: PathBuf,
+    },
     /// New failures, new skips, fixed cells, changed reasons, added and removed cells between two
     /// runs; exit 1 on a new failure, a new skip or a removed cell, 2 on a bad document.
     Compare {

@@ -84,6 +84,7 @@ fn dispatch(command: Command) -> Result<i32> {
             compare(&baseline, &new, crtest::compare::Allow { removed: allow_removed, skip: allow_skip })
         }
         Command::Bisect(args) => bisect_cmd(args),
+        Command::Report { dir } => report_cmd(&dir),
     }
 }
 
@@ -134,7 +135,13 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
-    say!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
+    say!(
+        "\n{}\n{} in {:.1}s; results in {} (open report.html there, or `crtest show CELL`)",
+        done.grid,
+        done.summary,
+        done.wall_secs,
+        args.out.display()
+    );
     Ok(done.summary.exit_code())
 }
 
@@ -416,6 +423,7 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     staging.write("junit.xml", &crtest::report::junit::render(&cells)?)?;
     let mut json = serde_json::to_vec_pretty(&merged)?;
     json.push(b'\n');
+    staging.write("report.html", merged_report(&json, dirs, out, &project.known)?.as_bytes())?;
     staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
     let summary = crtest::report::Summary::of(&cells);
@@ -606,5 +614,40 @@ fn workloads_list() -> Result<i32> {
         }
     }
     say!("{} workloads", project.library.workloads.len());
+    Ok(0)
+}
+
+/// The merged run's report.html: each cell's artifacts stay in its shard's
+/// directory, linked relative to OUT.
+fn merged_report(json: &[u8], dirs: &[PathBuf], out: &std::path::Path, known: &crtest::known::Known) -> Result<String> {
+    use crtest::report::{html, load::Doc, story::Root};
+    let doc = Doc::parse(json)?;
+    let out_abs = std::path::absolute(out)?;
+    let mut roots = html::Roots::single(out);
+    for dir in dirs {
+        let shard = Doc::load(dir)?;
+        let href = html::relative_href(&out_abs, &std::path::absolute(dir)?);
+        for c in shard.cells {
+            roots.by_cell.insert(c.cell.id, Root { disk: dir, href: href.clone() });
+        }
+    }
+    Ok(html::render(&doc, &roots, Some(known)))
+}
+
+/// The catalog of known incompatibilities when the project is at hand.
+fn known_if_available() -> Option<crtest::known::Known> {
+    crtest::known::Known::load(&prepare::project_root().join(crtest::known::FILE)).ok()
+}
+
+fn report_cmd(dir: &std::path::Path) -> Result<i32> {
+    let known = known_if_available();
+    let started = std::time::Instant::now();
+    let page = crtest::report::html::rewrite(dir, known.as_ref())?;
+    say!(
+        "wrote {} ({} KiB in {:.2}s)",
+        dir.join("report.html").display(),
+        page.len() / 1024,
+        started.elapsed().as_secs_f64()
+    );
     Ok(0)
 }

@@ -214,7 +214,9 @@ pub fn execute(
     let (table, grid) = report::grid::parts(&out.cells, &shown, &project.known);
     staging.write("grid.txt", format!("{table}\n{grid}").as_bytes())?;
     staging.write("junit.xml", &report::junit::render(&out.cells)?)?;
-    staging.write("results.json", &report::json::render(&results)?)?;
+    let json = report::json::render(&results)?;
+    staging.write("report.html", report::html::from_json(&json, &staging.dir, &project.known)?.as_bytes())?;
+    staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
     // The terminal ends with the summary table, the file starts with it.
     Ok(Finished { cells: out.cells, summary, grid: format!("{grid}\n{table}"), wall_secs })

@@ -2,10 +2,13 @@
 //! (JSON, JUnit). Reporters only read results; nothing flows back.
 
 pub mod grid;
+pub mod html;
 pub mod json;
 pub mod junit;
+pub mod load;
 pub mod output;
 pub mod progress;
+pub mod story;
 pub mod summary;
 
 use crate::runner::CellResult;
