@@ -92,6 +92,16 @@ pub enum Command {
         /// A run's output directory.
         dir: PathBuf,
     },
+    /// One cell's story: status, reason, control, stages, chain, transcript diff, logs, artifacts.
+    Show {
+        /// The cell id, e.g. `counter/6.1->6.12`.
+        cell: String,
+        /// The run's output directory.
+        #[arg(long, default_value = "crtest-out")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        color: crate::report::show::ColorChoice,
+    },
     /// New failures, new skips, fixed cells, changed reasons, added and removed cells between two
     /// runs; exit 1 on a new failure, a new skip or a removed cell, 2 on a bad document.
     Compare {

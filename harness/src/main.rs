@@ -85,6 +85,7 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Bisect(args) => bisect_cmd(args),
         Command::Report { dir } => report_cmd(&dir),
+        Command::Show { cell, out, color } => show(&cell, &out, color),
     }
 }
 
@@ -649,5 +650,22 @@ fn report_cmd(dir: &std::path::Path) -> Result<i32> {
         page.len() / 1024,
         started.elapsed().as_secs_f64()
     );
+    Ok(0)
+}
+
+fn show(id: &str, out: &std::path::Path, color: crtest::report::show::ColorChoice) -> Result<i32> {
+    use crtest::report::{load::Doc, show, story};
+    use std::io::IsTerminal;
+    let doc = Doc::load(out)?;
+    let Some(cell) = doc.cell(id) else {
+        let close = show::suggestions(doc.cells.iter().map(|c| c.cell.id.as_str()), id);
+        let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
+        bail!("no cell `{id}` in {}{hint}", out.join("results.json").display());
+    };
+    let known = known_if_available();
+    let root = story::Root { disk: out, href: String::new() };
+    let story = story::Story::of(cell, &root, known.as_ref(), story::Depth::Full);
+    let colour = color.enabled(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    say_raw!("{}", show::render(&story, out, colour));
     Ok(0)
 }

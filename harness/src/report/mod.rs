@@ -8,6 +8,7 @@ pub mod junit;
 pub mod load;
 pub mod output;
 pub mod progress;
+pub mod show;
 pub mod story;
 pub mod summary;
 
