@@ -215,8 +215,10 @@ fn upstream(u: &str) -> String {
 fn list<'c>(out: &mut String, s: &Section<'c>, index: &mut Vec<&'c CellResult>) {
     let _ = writeln!(
         out,
-        "<section class=\"group {}\"><h2>{} <span class=\"count\">({})</span></h2>",
+        "<section class=\"group {0}\"{1}><h2>{2} <span class=\"count\">({3})</span></h2>",
         s.id,
+        // The headline links to the failures nothing explains.
+        if s.id == "new" { " id=\"new\"" } else { "" },
         esc(&s.title),
         s.cells.len()
     );
@@ -254,7 +256,8 @@ fn header(out: &mut String, doc: &Doc, main: &Root) {
     }
     let new =
         doc.cells.iter().filter(|c| matches!(c.status, Status::Fail | Status::Error) && c.known.is_none()).count();
-    let _ = writeln!(out, "; <strong>{new}</strong> failures no known incompatibility explains</p>");
+    let _ =
+        writeln!(out, "; <a href=\"#new\"><strong>{new}</strong> failures no known incompatibility explains</a></p>");
     out.push_str("<details class=\"meta\"><summary>Run: kernels, engines, seed, accel</summary><table class=\"kv\">\n");
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let rows = [
@@ -316,11 +319,11 @@ fn filters(out: &mut String, doc: &Doc, order: &[String]) {
 fn heat_map(out: &mut String, t: &Table) {
     out.push_str("<section id=\"heat\"><h2>PASS / cells that ran</h2><p class=\"note\">Over workloads; source kind in rows, target kind in columns; SKIPs left out.</p>\n<table class=\"heat\"><tr><th></th>");
     for d in &t.targets {
-        let _ = write!(out, "<th>&rarr;{}</th>", esc(d));
+        let _ = write!(out, "<th>&rarr;{}</th>", kind_label(d));
     }
     out.push_str("</tr>\n");
     for s in &t.sources {
-        let _ = write!(out, "<tr><th>{}&rarr;</th>", esc(s));
+        let _ = write!(out, "<tr><th>{}&rarr;</th>", kind_label(s));
         for d in &t.targets {
             match t.get(s, d) {
                 None => out.push_str("<td class=\"empty\"></td>"),
@@ -366,7 +369,7 @@ fn square_title(s: &str, d: &str, q: &Square) -> String {
 }
 
 fn workload_grids(out: &mut String, doc: &Doc, order: &[String]) {
-    out.push_str("<section id=\"workloads\"><h2>Per workload</h2><p class=\"note\">P pass, F fail, K known incompatibility, C control-fail, E error, S skip; click a square for the cell.</p><div class=\"grids\">\n");
+    out.push_str("<section id=\"workloads\"><details open><summary><h2>Per workload</h2></summary><p class=\"note\">P pass, F fail, K known incompatibility, C control-fail, E error, S skip; click a square for the cell.</p><div class=\"grids\">\n");
     let mut workloads: Vec<&str> = Vec::new();
     for c in &doc.cells {
         if !workloads.contains(&c.cell.workload.as_str()) {
@@ -378,7 +381,7 @@ fn workload_grids(out: &mut String, doc: &Doc, order: &[String]) {
         let t = Table::of(&mine, order);
         let _ = write!(out, "<table class=\"wgrid\" data-w=\"{}\"><caption>{}</caption><tr><th></th>", esc(w), esc(w));
         for d in &t.targets {
-            let _ = write!(out, "<th>{}</th>", esc(d));
+            let _ = write!(out, "<th>{}</th>", kind_label(d));
         }
         out.push_str("</tr>");
         for s in &t.sources {
@@ -402,7 +405,7 @@ fn workload_grids(out: &mut String, doc: &Doc, order: &[String]) {
         }
         out.push_str("</table>\n");
     }
-    out.push_str("</div></section>\n");
+    out.push_str("</div></details></section>\n");
 }
 
 /// A workload grid's letter and CSS class for a cell.
@@ -410,6 +413,14 @@ fn mark(c: &CellResult) -> (&'static str, String) {
     match (c.status, c.known.is_some()) {
         (Status::Fail, true) => ("K", "KNOWN".into()),
         (s, _) => (&s.mark()[..1], s.to_string()),
+    }
+}
+
+/// A guest kind as a header: `KERNEL@ENGINE` may break before the `@`.
+fn kind_label(kind: &str) -> String {
+    match kind.split_once('@') {
+        Some((k, e)) => format!("{}<wbr>@{}", esc(k), esc(e)),
+        None => esc(kind),
     }
 }
 
@@ -522,7 +533,7 @@ mod tests {
         const TAGS: &[&str] = &[
             "!DOCTYPE", "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "p", "strong",
             "details", "summary", "table", "tr", "th", "td", "nav", "span", "label", "input", "select", "option",
-            "section", "caption", "a", "div", "main", "code", "br",
+            "section", "caption", "a", "div", "main", "code", "br", "wbr",
         ];
         for tag in html.split('<').skip(1) {
             let name: String =
