@@ -3,9 +3,10 @@
 # userspace), CRIU (the engine copied into guests), cpio/kmod/xz/zstd (kernel
 # packages and modules), gcc + static libc (workload programs), python3-venv
 # and udev (virtme-ng from PyPI for `crtest bench --vs-virtme`; its guests
-# find their script's I/O ports through the host's udev).
+# find their script's I/O ports through the host's udev), chromium and
+# fonts-dejavu-core (the tests load report.html in headless Chromium).
 set -euo pipefail
-packages=(qemu-system-x86 busybox-static criu cpio kmod xz-utils zstd gcc libc6-dev util-linux python3-venv udev)
+packages=(qemu-system-x86 busybox-static criu cpio kmod xz-utils zstd gcc libc6-dev util-linux python3-venv udev chromium fonts-dejavu-core)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

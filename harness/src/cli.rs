@@ -138,6 +138,22 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = "matrix.yaml")]
         matrix: PathBuf,
     },
+    /// Re-render DIR/report.html (the page to see why cells failed) from DIR/results.json.
+    Report {
+        /// A run's output directory.
+        dir: PathBuf,
+    },
+    /// One cell's story: status, reason, control, stages, chain, transcript diff, logs, artifacts.
+    Show {
+        /// The cell id, e.g. `counter/6.1->6.12`.
+        cell: String,
+        /// The run's output directory.
+        #[arg(long, default_value = "crtest-out")]
+        out: PathBuf,
+        /// Colour: auto (when stdout is a terminal and NO_COLOR is unset), always or never.
+        #[arg(long, value_enum, default_value_t)]
+        color: crate::report::show::ColorChoice,
+    },
     /// New failures, new CONTROL-FAILs, new skips, fixed cells, changed reasons, added and removed
     /// cells, and engine or kernel package changes between two runs; exit 1 on a regression (a new
     /// failure, CONTROL-FAIL or skip, or a removed cell), 2 on a bad document.

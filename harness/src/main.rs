@@ -97,6 +97,8 @@ fn dispatch(command: Command) -> Result<i32> {
             say_raw!("{}", String::from_utf8_lossy(&out));
             Ok(0)
         }
+        Command::Report { dir } => report_cmd(&dir),
+        Command::Show { cell, out, color } => show(&cell, &out, color),
     }
 }
 
@@ -172,7 +174,13 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
-    say!("\n{}\n{} in {:.1}s; results in {}", done.grid, done.summary, done.wall_secs, args.out.display());
+    say!(
+        "\n{}\n{} in {:.1}s; results in {} (open report.html there, or `crtest show CELL`)",
+        done.grid,
+        done.summary,
+        done.wall_secs,
+        args.out.display()
+    );
     Ok(done.summary.exit_code())
 }
 
@@ -440,18 +448,19 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
     let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
     let cells: Vec<crtest::runner::CellResult> = serde_json::from_value(merged["cells"].clone())?;
-    let grid = crtest::report::grid::render(&cells, &matrix.kernels, &project.known);
+    let (table, body) = crtest::report::grid::parts(&cells, &matrix.kernels, &project.known);
     let staging = crtest::report::output::Staging::new(out)?;
-    staging.write("grid.txt", grid.as_bytes())?;
+    staging.write("grid.txt", format!("{table}\n{body}").as_bytes())?;
     staging.write("junit.xml", &crtest::report::junit::render(&cells)?)?;
     let mut json = serde_json::to_vec_pretty(&merged)?;
     json.push(b'\n');
+    staging.write("report.html", merged_report(&json, dirs, out, &project.known)?.as_bytes())?;
     staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
     // With the merged run's properties (the shards' cell artifacts are not copied).
     crtest::report::junit::rewrite(out)?;
     let summary = crtest::report::Summary::of(&cells);
-    say!("{grid}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
+    say!("{body}\n{table}\nmerged {} shards: {summary}; results in {}", dirs.len(), out.display());
     Ok(summary.exit_code())
 }
 
@@ -677,5 +686,57 @@ fn workloads_list() -> Result<i32> {
         }
     }
     say!("{} workloads", project.library.workloads.len());
+    Ok(0)
+}
+
+/// The merged run's report.html: each cell's artifacts stay in its shard's
+/// directory, linked relative to OUT.
+fn merged_report(json: &[u8], dirs: &[PathBuf], out: &std::path::Path, known: &crtest::known::Known) -> Result<String> {
+    use crtest::report::{html, load::Doc, story::Root};
+    let doc = Doc::parse(json)?;
+    let out_abs = std::path::absolute(out)?;
+    let mut roots = html::Roots::single(out);
+    for dir in dirs {
+        let shard = Doc::load(dir)?;
+        let href = html::relative_href(&out_abs, &std::path::absolute(dir)?);
+        for c in shard.cells {
+            roots.by_cell.insert(c.cell.id, Root { disk: dir, href: href.clone() });
+        }
+    }
+    Ok(html::render(&doc, &roots, Some(known)))
+}
+
+/// The catalog of known incompatibilities when the project is at hand.
+fn known_if_available() -> Option<crtest::known::Known> {
+    crtest::known::Known::load(&prepare::project_root().join(crtest::known::FILE)).ok()
+}
+
+fn report_cmd(dir: &std::path::Path) -> Result<i32> {
+    let known = known_if_available();
+    let started = std::time::Instant::now();
+    let page = crtest::report::html::rewrite(dir, known.as_ref())?;
+    say!(
+        "wrote {} ({} KiB in {:.2}s)",
+        dir.join("report.html").display(),
+        page.len() / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
+fn show(id: &str, out: &std::path::Path, color: crtest::report::show::ColorChoice) -> Result<i32> {
+    use crtest::report::{load::Doc, show, story};
+    use std::io::IsTerminal;
+    let doc = Doc::load(out)?;
+    let Some(cell) = doc.cell(id) else {
+        let close = show::suggestions(doc.cells.iter().map(|c| c.cell.id.as_str()), id);
+        let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
+        bail!("no cell `{id}` in {}{hint}", out.join("results.json").display());
+    };
+    let known = known_if_available();
+    let root = story::Root { disk: out, href: String::new() };
+    let story = story::Story::of(cell, &root, known.as_ref(), story::Depth::Full);
+    let colour = color.enabled(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    say_raw!("{}", show::render(&story, out, colour));
     Ok(0)
 }

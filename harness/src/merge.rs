@@ -7,6 +7,7 @@
 
 use crate::report::json::SCHEMA;
 use crate::report::Summary;
+use crate::verdict::Status;
 use anyhow::Context;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -162,10 +163,11 @@ fn summary(cells: &[Value]) -> Value {
     let mut s = Summary::default();
     for status in cells.iter().filter_map(status_of) {
         match status {
-            "PASS" => s.pass += 1,
-            "FAIL" => s.fail += 1,
-            "ERROR" => s.error += 1,
-            _ => s.skip += 1, // status_of admits only the four statuses
+            Status::Pass => s.pass += 1,
+            Status::Fail => s.fail += 1,
+            Status::Error => s.error += 1,
+            Status::ControlFail => s.control_fail += 1,
+            Status::Skip => s.skip += 1,
         }
     }
     serde_json::json!(s)
@@ -192,8 +194,9 @@ fn cell_id(cell: &Value) -> Option<&str> {
     cell.get("id").and_then(Value::as_str)
 }
 
-fn status_of(cell: &Value) -> Option<&str> {
-    cell.get("status").and_then(Value::as_str).filter(|s| ["PASS", "FAIL", "ERROR", "SKIP"].contains(s))
+/// A cell's status, when it is one crtest writes.
+fn status_of(cell: &Value) -> Option<Status> {
+    cell.get("status").and_then(|s| serde_json::from_value(s.clone()).ok())
 }
 
 fn show(v: Option<&Value>) -> String {

@@ -211,8 +211,9 @@ pub fn execute(
         cells: &out.cells,
     };
     let shown = shown_kinds(matrix, plan);
-    let grid = report::grid::render(&out.cells, &shown, &project.known);
-    staging.write("grid.txt", grid.as_bytes())?;
+    let (table, grid) = report::grid::parts(&out.cells, &shown, &project.known);
+    staging.write("grid.txt", format!("{table}
+{grid}").as_bytes())?;
     let json = report::json::render(&results)?;
     // JUnit with the run's properties and the log tails of the staged artifacts.
     let ctx = report::junit::Context {
@@ -220,7 +221,9 @@ pub fn execute(
         out_dir: Some(staging.dir.clone()),
     };
     staging.write("junit.xml", report::junit::render_with(&out.cells, &ctx).as_bytes())?;
+    staging.write("report.html", report::html::from_json(&json, &staging.dir, &project.known)?.as_bytes())?;
     staging.write("results.json", &json)?;
     staging.commit(&["junit.xml", "results.json"])?;
-    Ok(Finished { cells: out.cells, summary, grid, wall_secs })
+    // The terminal ends with the summary table, the file starts with it.
+    Ok(Finished { cells: out.cells, summary, grid: format!("{grid}\n{table}"), wall_secs })
 }

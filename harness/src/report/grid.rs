@@ -7,10 +7,22 @@ use crate::runner::CellResult;
 use crate::verdict::Status;
 use std::fmt::Write;
 
+/// grid.txt: the summary table (PASS / ran per source x target kind), then
+/// the per-workload grids and the cells that did not pass.
+pub fn render(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> String {
+    let (table, body) = parts(cells, kernels, known);
+    format!("{table}\n{body}")
+}
+
+/// The summary table and the rest apart, so a terminal can end with the table.
+pub fn parts(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> (String, String) {
+    (super::summary::Table::of(cells, kernels).render(), body(cells, kernels, known))
+}
+
 /// Renders the grids and the list of non-passing cells: failures no known
 /// incompatibility explains first, then the known ones with their upstream
 /// references.
-pub fn render(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> String {
+fn body(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> String {
     let mut out = String::new();
     let mut workloads: Vec<&str> = Vec::new();
     for c in cells {
@@ -106,7 +118,9 @@ mod tests {
             cell("counter", "6.1", "6.1", Status::Pass, None),
         ];
         let g = render(&cells, &k, &Default::default());
-        let lines: Vec<&str> = g.lines().collect();
+        let (table, rest) = g.split_once("\n\n").unwrap();
+        assert!(table.starts_with("PASS / cells that ran") && table.contains("6.1->") && table.contains("0/1"), "{g}");
+        let lines: Vec<&str> = rest.lines().collect();
         assert!(lines[0].starts_with("counter") && lines[0].contains("->5.10") && lines[0].contains("->6.1"), "{g}");
         assert!(lines[1].contains("5.10->") && lines[1].matches("PASS").count() == 2, "{g}");
         assert!(lines[2].contains("6.1->") && lines[2].find("FAIL") < lines[2].find("PASS"), "{g}");

@@ -2,11 +2,16 @@
 //! (JSON, JUnit). Reporters only read results; nothing flows back.
 
 pub mod grid;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod kcidb;
+pub mod load;
 pub mod output;
 pub mod progress;
+pub mod show;
+pub mod story;
+pub mod summary;
 
 use crate::runner::CellResult;
 use crate::verdict::Status;

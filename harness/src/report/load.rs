@@ -1,0 +1,105 @@
+//! results.json read back (the schema `json.rs` writes, or `crtest merge`'s
+//! union of shards), for reporters that render a finished run: the HTML
+//! report and `crtest show`. Run-level fields are optional so that a merged
+//! or older document still renders; cells are the runner's own type.
+
+use crate::runner::CellResult;
+use anyhow::Context;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Largest results document read (as `crtest merge` allows).
+const MAX_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, Deserialize)]
+pub struct Doc {
+    pub schema: String,
+    #[serde(default)]
+    pub crtest_version: Option<String>,
+    #[serde(default)]
+    pub matrix: Option<String>,
+    #[serde(default)]
+    pub accel: Option<String>,
+    /// The distinct engines of the run, e.g. `criu-3.17.1, criu-4.1.1`.
+    #[serde(default)]
+    pub engine: Option<String>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub iters: Option<u32>,
+    #[serde(default)]
+    pub wall_secs: Option<f64>,
+    /// Per guest kind.
+    #[serde(default)]
+    pub kernels: BTreeMap<String, KernelMeta>,
+    pub cells: Vec<CellResult>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct KernelMeta {
+    #[serde(default)]
+    pub release: Option<String>,
+    #[serde(default)]
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub engine: Option<String>,
+    #[serde(default)]
+    pub engine_env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub boot_secs: Option<f64>,
+    #[serde(default)]
+    pub start: Option<String>,
+    /// The console log, relative to the output dir.
+    #[serde(default)]
+    pub console: Option<String>,
+}
+
+impl Doc {
+    /// Parses a results document, refusing anything that is not crtest's.
+    pub fn parse(data: &[u8]) -> anyhow::Result<Doc> {
+        let doc: Doc = serde_json::from_slice(data).context("not a crtest results document")?;
+        anyhow::ensure!(
+            doc.schema.starts_with("crtest-results/"),
+            "schema `{}`: expected crtest-results/N",
+            doc.schema
+        );
+        Ok(doc)
+    }
+
+    /// Reads `DIR/results.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<Doc> {
+        let path = dir.join("results.json");
+        let data = crate::fsutil::read_bounded(&path, MAX_BYTES)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        Doc::parse(&data).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// The kernels in display order: as the matrix lists them is lost in a
+    /// map, so by version (`6.2` before `6.12`).
+    pub fn kernel_order(&self) -> Vec<String> {
+        let kernels = self.cells.iter().flat_map(|c| [c.cell.src.clone(), c.cell.dst.clone()]);
+        super::summary::sorted_kinds(kernels, &[])
+    }
+
+    pub fn cell(&self, id: &str) -> Option<&CellResult> {
+        self.cells.iter().find(|c| c.cell.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_of_other_tools_are_refused_and_sparse_ones_read() {
+        assert!(Doc::parse(br#"{"schema": "other/1", "cells": []}"#).is_err());
+        assert!(Doc::parse(b"<html>").is_err());
+        let d = Doc::parse(
+            br#"{"schema": "crtest-results/1", "cells": [{"id": "c/6.12->6.2", "workload": "c",
+            "src": "6.12", "dst": "6.2", "status": "PASS", "stages": [], "conversion": []}]}"#,
+        )
+        .unwrap();
+        assert_eq!((d.cells.len(), d.seed, d.kernel_order()), (1, None, vec!["6.2".to_string(), "6.12".into()]));
+    }
+}
