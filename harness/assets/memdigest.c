@@ -197,6 +197,25 @@ static void root_of(int pid, char *root, size_t size)
 		root[0] = 0;
 }
 
+/* A zombie has no memory left (its mm is gone and /proc/PID/mem cannot be
+ * opened); CRIU restores it as a zombie again, so both sides skip it. */
+static int is_zombie(int pid)
+{
+	char path[64], buf[512], *close_paren;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	close_paren = strrchr(buf, ')');
+	return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
 static int digest_process(int pid)
 {
 	char path[64], line[4096 + 256], root[4096];
@@ -205,6 +224,8 @@ static int digest_process(int pid)
 	long nspid = ns_pid(pid);
 	FILE *maps;
 
+	if (is_zombie(pid))
+		return 0;
 	root_of(pid, root, sizeof(root));
 	rlen = strlen(root);
 	snprintf(path, sizeof(path), "/proc/%d/maps", pid);

@@ -212,8 +212,14 @@ pub fn execute(
     };
     let shown = shown_kinds(matrix, plan);
     let (table, grid) = report::grid::parts(&out.cells, &shown, &project.known);
-    staging.write("grid.txt", format!("{table}
-{grid}").as_bytes())?;
+    staging.write(
+        "grid.txt",
+        format!(
+            "{table}
+{grid}"
+        )
+        .as_bytes(),
+    )?;
     let json = report::json::render(&results)?;
     // JUnit with the run's properties and the log tails of the staged artifacts.
     let ctx = report::junit::Context {
