@@ -16,7 +16,7 @@ fn install(from: &str, to: &Path) {
 
 /// The host's CRIU copied elsewhere is an engine of its own: the cell runs
 /// with it, results name its version and path, and its version's env (3.17:
-/// rseq off) comes from the catalog.
+/// rseq off) comes from the catalog. As a `local:` entry it runs too.
 #[test]
 fn a_criu_binary_given_by_path_runs_the_cell() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -49,6 +49,16 @@ fn a_criu_binary_given_by_path_runs_the_cell() {
         assert_eq!(r["kernels"][kind]["engine_env"]["GLIBC_TUNABLES"], "glibc.pthread.rseq=0");
     }
     assert_eq!(r["engine"], expected.as_str());
+
+    // The same binary as a `local:` entry of kernels/engines.yaml, by its id.
+    let catalog = root.path().join("kernels/engines.yaml");
+    let mut text = std::fs::read_to_string(&catalog).unwrap();
+    text.push_str(&format!("  - {{id: mine, local: {engine}, format: criu-3.17}}\n"));
+    std::fs::write(&catalog, text).unwrap();
+    let args = ["cell", "--engine", "mine", "--src-kernel", "6.1", "--dst-kernel", "6.1", "--workload", "counter"];
+    let out = root.run(&[&args[..], &["--accel", "tcg", "--out", "out"]].concat());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(root.results()["kernels"]["6.1"]["engine"], expected.as_str());
 
     // Usage errors are exit 2; a binary that is not there is a revision
     // that cannot be judged (125); one that cannot say its version FAILs.
