@@ -16,7 +16,8 @@ fn install(from: &str, to: &Path) {
 
 /// The host's CRIU copied elsewhere is an engine of its own: the cell runs
 /// with it, results name its version and path, and its version's env (3.17:
-/// rseq off) comes from the catalog. As a `local:` entry it runs too.
+/// rseq off) comes from the catalog. As a `local:` entry it runs too, and
+/// `crtest run --engine PATH` runs every kernel with it.
 #[test]
 fn a_criu_binary_given_by_path_runs_the_cell() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,6 +60,21 @@ fn a_criu_binary_given_by_path_runs_the_cell() {
     let out = root.run(&[&args[..], &["--accel", "tcg", "--out", "out"]].concat());
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(root.results()["kernels"]["6.1"]["engine"], expected.as_str());
+
+    // `crtest run --engine PATH` gives every kernel of the matrix that engine.
+    std::fs::write(
+        root.path().join("one.yaml"),
+        "kernels: [\"6.1\"]\nworkloads: [counter]\npairs: diagonal\nengine: criu-4.2\nvm: { accel: tcg }\n",
+    )
+    .unwrap();
+    let out = root.run(&["run", "--matrix", "one.yaml", "--engine", engine, "--out", "out-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.path().join("out-run/results.json")).unwrap()).unwrap();
+    assert_eq!(run["kernels"]["6.1"]["engine"], expected.as_str(), "{}", run["kernels"]);
+    let unknown = root.run(&["run", "--matrix", "one.yaml", "--engine", "criu-9", "--out", "out-run"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--engine criu-9: unknown engine"));
 
     // Usage errors are exit 2; a binary that is not there is a revision
     // that cannot be judged (125); one that cannot say its version FAILs.
