@@ -4,6 +4,9 @@
 //! harness ERROR, SKIP) are skipped, never counted as bad, like syzkaller's
 //! and ktest's bisections.
 
+use crate::engine::EngineSpec;
+use crate::formats::{Formats, StepSpec};
+
 /// What one probe of a version found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
@@ -95,6 +98,39 @@ fn pick(lo: usize, hi: usize, skipped: &[usize]) -> Option<usize> {
     candidates.first().copied()
 }
 
+/// The axis of `crtest bisect --axis chain`: the formats of the chain
+/// `from` -> `to` in order, `from` first, and the chain's steps. Point `i`
+/// (i >= 1) stands for the chain's prefix of `i` steps, whose output the
+/// engine of format `i` restores; point 0 is the dump restored as it is.
+pub fn chain_axis(formats: &Formats, from: &str, to: &str) -> Result<(Vec<String>, Vec<StepSpec>), String> {
+    if !formats.versions.iter().any(|v| v == from) {
+        return Err(format!("format {from} is not in {}", formats.path.display()));
+    }
+    let steps = formats.chain(from, to)?;
+    if steps.is_empty() {
+        return Err(format!("the chain {from} -> {to} has no step to bisect"));
+    }
+    let axis = std::iter::once(from.to_string()).chain(steps.iter().map(|s| s.to.clone())).collect();
+    Ok((axis, steps))
+}
+
+/// `step I/N FROM -> TO (CONVERTER)` for step `i` (1-based) of `steps`.
+pub fn step_label(steps: &[StepSpec], i: usize) -> String {
+    let s = &steps[i - 1];
+    format!("step {i}/{} {} -> {} ({})", steps.len(), s.from, s.to, s.using.name())
+}
+
+/// The engine that restores images of `format` in a chain bisection: the
+/// host's CRIU when it writes that format (nothing to fetch), else the first
+/// entry of kernels/engines.yaml that does; None when no engine does (such
+/// a step is skipped, never judged).
+pub fn engine_for_format(formats: &Formats, engines: &[EngineSpec], format: &str) -> Option<String> {
+    if formats.of_engine(crate::engine::HOST).as_deref() == Some(format) {
+        return Some(crate::engine::HOST.to_string());
+    }
+    engines.iter().find(|e| formats.of_engine(&e.id).as_deref() == Some(format)).map(|e| e.id.clone())
+}
+
 fn describe(p: &Probe) -> String {
     match p {
         Probe::Good => "it passed".into(),
@@ -145,6 +181,35 @@ mod tests {
         // 7.0 could not be tested: the boundary lies between 6.18 (good) and 7.1 (bad).
         assert_eq!((f.first_bad.as_str(), f.last_good.as_str()), ("7.1", "6.18"));
         assert_eq!(f.skipped, vec!["6.19", "7.0"]);
+    }
+
+    fn formats(text: &str) -> Formats {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("formats.yaml");
+        std::fs::write(&p, text).unwrap();
+        Formats::load(&p, &crate::formats::tests::engines_of(&["4.1", "4.2"])).unwrap()
+    }
+
+    #[test]
+    fn a_chain_is_an_axis_of_its_formats() {
+        let f = formats(
+            "versions: [criu-3.17, criu-4.1, criu-4.2, criu-5.0]\nconverters:\n  - {from: criu-4.2, to: criu-4.1, use: pagemap-nr-pages}\n  - {from: criu-4.1, to: criu-3.17, use: identity}\n",
+        );
+        let (axis, steps) = chain_axis(&f, "criu-4.2", "criu-3.17").unwrap();
+        assert_eq!(axis, ["criu-4.2", "criu-4.1", "criu-3.17"]);
+        assert_eq!(step_label(&steps, 2), "step 2/2 criu-4.1 -> criu-3.17 (identity)");
+        assert_eq!(step_label(&steps, 1), "step 1/2 criu-4.2 -> criu-4.1 (pagemap-nr-pages)");
+        assert!(chain_axis(&f, "criu-4.1", "criu-4.1").unwrap_err().contains("no step"));
+        assert!(chain_axis(&f, "criu-3.17", "criu-4.2").unwrap_err().contains("no converter criu-3.17 -> criu-4.1"));
+        assert!(chain_axis(&f, "criu-9", "criu-4.1").unwrap_err().contains("criu-9 is not in"));
+        // The bisection over that axis names the prefix that goes bad.
+        let mut probe = |v: &str| if v == "criu-3.17" { Probe::Bad("convert".into()) } else { Probe::Good };
+        let found = bisect(&axis, "criu-4.2", "criu-3.17", &mut probe, &mut |_| {}).unwrap();
+        assert_eq!((found.first_bad.as_str(), found.last_good.as_str()), ("criu-3.17", "criu-4.1"));
+        // A format no engine writes has no engine to restore with.
+        let engines = crate::formats::tests::engines_of(&["4.1", "4.2"]);
+        assert_eq!(engine_for_format(&f, &engines, "criu-4.1").as_deref(), Some("criu-4.1"));
+        assert_eq!(engine_for_format(&f, &engines, "criu-5.0"), None);
     }
 
     #[test]

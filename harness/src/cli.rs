@@ -191,11 +191,12 @@ pub struct CellArgs {
     /// Modules tree (lib/modules/RELEASE) for bzImage kernels, if they need modules.
     #[arg(long)]
     pub modules: Option<PathBuf>,
-    /// The engine on both sides: `host` or an id from kernels/engines.yaml.
+    /// The engine on both sides: `host`, an id from kernels/engines.yaml, or
+    /// the path of a criu binary (any value with a `/`, e.g. ./criu/criu).
     #[arg(long)]
     pub engine: Option<String>,
     /// Restore with this engine instead (images go through the chain of
-    /// converters between the two engines' formats).
+    /// converters between the two engines' formats); an id or a path.
     #[arg(long)]
     pub restore_engine: Option<String>,
     /// Output directory for the cell's results and artifacts.
@@ -214,19 +215,35 @@ pub struct CellArgs {
 
 #[derive(clap::Args)]
 pub struct BisectArgs {
-    /// The ordered axis: `kernel` (the catalog's order) or `engine`
-    /// (kernels/engines.yaml's order, on the kernel given with --fixed).
+    /// The ordered axis: `kernel` (the catalog's order), `engine`
+    /// (kernels/engines.yaml's order, on the kernel given with --fixed) or
+    /// `chain` (the steps of the conversion chain --from -> --to).
     #[arg(long, value_enum, default_value_t = Axis::Kernel)]
     pub axis: Axis,
-    /// The engine of every probe: `host` or an id from kernels/engines.yaml.
+    /// The engine of every probe: `host`, an id from kernels/engines.yaml, or
+    /// the path of a criu binary (a value with a `/`).
     #[arg(long)]
     pub engine: Option<String>,
-    /// A kernel (or engine) where the cell passes.
+    /// With --axis chain: restore with this engine at the chain's last
+    /// format (default: the engine of that format); an id or a path.
     #[arg(long)]
-    pub good: String,
-    /// A later kernel (or engine) where the cell fails.
+    pub restore_engine: Option<String>,
+    /// A kernel (or engine) where the cell passes (with --axis chain: a
+    /// format, default --from).
     #[arg(long)]
-    pub bad: String,
+    pub good: Option<String>,
+    /// A later kernel (or engine) where the cell fails (with --axis chain:
+    /// a format, default --to).
+    #[arg(long)]
+    pub bad: Option<String>,
+    /// With --axis chain: the format the images are dumped in (default:
+    /// --engine's format).
+    #[arg(long, value_name = "FORMAT")]
+    pub from: Option<String>,
+    /// With --axis chain: the last format of the chain (default:
+    /// --restore-engine's format).
+    #[arg(long, value_name = "FORMAT")]
+    pub to: Option<String>,
     /// The workload of the cell.
     #[arg(long)]
     pub workload: String,
@@ -309,6 +326,11 @@ pub struct RunArgs {
     /// state (states live in the cache, one per kernel, image and VM setup).
     #[arg(long)]
     pub no_resume: bool,
+    /// Every kernel's engine, replacing the matrix's `engine` and
+    /// `kernel_engines`: `host`, an id from kernels/engines.yaml, or the
+    /// path of a criu binary (a value with a `/`).
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -360,6 +382,8 @@ pub enum Axis {
     Kernel,
     /// kernels/engines.yaml's engines, in order, on the kernel of --fixed.
     Engine,
+    /// The steps of the conversion chain --from -> --to, on the kernel of --fixed.
+    Chain,
 }
 
 /// `crtest bisect --side`.

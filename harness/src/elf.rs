@@ -25,9 +25,19 @@ const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 
 /// Why `data` is not a static x86-64 executable the guests can run, if it
-/// is not: ELF64, little endian, current version, x86-64, type EXEC or DYN
-/// (static-pie), a program header table inside the file, no PT_INTERP.
+/// is not: an x86-64 executable (see [`check_executable`]) with no PT_INTERP.
 pub fn check_static_executable(data: &[u8]) -> Result<(), String> {
+    check_executable(data)?;
+    if segments(data).iter().any(|s| s.kind == PT_INTERP) {
+        return Err("it names a dynamic loader (PT_INTERP)".into());
+    }
+    Ok(())
+}
+
+/// Why `data` is not an x86-64 executable, static or dynamic, if it is not:
+/// ELF64, little endian, current version, x86-64, type EXEC or DYN
+/// (static-pie), a program header table inside the file.
+pub fn check_executable(data: &[u8]) -> Result<(), String> {
     if data.len() < EHDR_SIZE || !data.starts_with(b"\x7fELF") {
         return Err("not an ELF file".into());
     }
@@ -47,9 +57,6 @@ pub fn check_static_executable(data: &[u8]) -> Result<(), String> {
     let end = phnum.checked_mul(PHDR_SIZE).and_then(|n| n.checked_add(phoff));
     if end.is_none_or(|end| end > data.len()) {
         return Err("program headers lie outside the file".into());
-    }
-    if segments(data).iter().any(|s| s.kind == PT_INTERP) {
-        return Err("it names a dynamic loader (PT_INTERP)".into());
     }
     Ok(())
 }

@@ -248,6 +248,7 @@ pub(crate) mod tests {
                 id: format!("criu-{v}"),
                 suite: "s".into(),
                 package: "criu".into(),
+                local: None,
                 format: format!("criu-{v}"),
                 tools: vec![],
                 env: Default::default(),

@@ -7,6 +7,7 @@ use crtest::cli::{
     Axis, BisectArgs, CacheCommand, CellArgs, Cli, Command, ExportFormat, KernelsCommand, PlanFormat, RunArgs, Select,
     Side, WorkloadsCommand,
 };
+use crtest::engine::LocalEngineError;
 use crtest::fsutil;
 use crtest::kernel::fetch;
 use crtest::matrix::Matrix;
@@ -102,13 +103,19 @@ fn dispatch(command: Command) -> Result<i32> {
     }
 }
 
-fn load_plan(project: &Project, select: &Select) -> Result<(Matrix, Plan)> {
+/// The matrix and plan of `select`; `engine` (an id) replaces every
+/// kernel's engine (`crtest run --engine`).
+fn load_plan(project: &Project, select: &Select, engine: Option<&str>) -> Result<(Matrix, Plan)> {
     let path = if select.matrix.is_relative() && !select.matrix.exists() {
         project.root.join(&select.matrix)
     } else {
         select.matrix.clone()
     };
-    let matrix = Matrix::load(&path, &project.catalog, &project.library, &project.formats)?;
+    let mut matrix = Matrix::load(&path, &project.catalog, &project.library, &project.formats)?;
+    if let Some(e) = engine {
+        anyhow::ensure!(project.formats.knows_engine(e), "--engine {e}: unknown engine; {ENGINE_RULE}");
+        matrix.engines.values_mut().for_each(|k| *k = e.to_string());
+    }
     for k in &select.kernels {
         anyhow::ensure!(
             matrix.kernels.contains(k),
@@ -162,8 +169,9 @@ fn failed_cells(dir: &std::path::Path) -> Result<std::collections::BTreeSet<Stri
 }
 
 fn run(args: RunArgs) -> Result<i32> {
-    let project = Project::load()?;
-    let (matrix, plan) = load_plan(&project, &args.select)?;
+    let mut project = Project::load()?;
+    let engine = engine_id(&mut project, args.engine.as_deref()).context("--engine")?;
+    let (matrix, plan) = load_plan(&project, &args.select, engine.as_deref())?;
     let progress = Progress::new(args.verbose);
     let opts = session::Options {
         jobs: args.jobs,
@@ -220,6 +228,18 @@ fn one_cell(
     Ok((c.status, c.cell.id.clone(), c.reason.clone().unwrap_or_default()))
 }
 
+/// What an engine argument may be, for messages.
+const ENGINE_RULE: &str = "expected host, an id of kernels/engines.yaml or the path of a criu binary (with a `/`)";
+
+/// The engine id of an engine argument: an id as it is; a path (with a
+/// `/`) becomes an engine of the project, named by its content.
+fn engine_id(project: &mut Project, engine: Option<&str>) -> Result<Option<String>, LocalEngineError> {
+    match engine {
+        Some(e) if crtest::engine::is_path(e) => project.add_engine_path(std::path::Path::new(e)).map(Some),
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
 /// Mistakes in `crtest cell`'s own arguments: exit 2 (an error), never 125,
 /// which would make `git bisect run` skip every revision instead of stopping.
 fn check_cell_usage(project: &Project, args: &CellArgs) -> Result<()> {
@@ -229,8 +249,9 @@ fn check_cell_usage(project: &Project, args: &CellArgs) -> Result<()> {
         args.workload
     );
     for (flag, engine) in [("--engine", &args.engine), ("--restore-engine", &args.restore_engine)] {
-        if let Some(e) = engine.as_deref().filter(|e| !project.formats.knows_engine(e)) {
-            bail!("{flag} {e}: unknown engine; expected host or an id of kernels/engines.yaml");
+        // A path is checked when it is used (a missing binary is a skipped revision).
+        if let Some(e) = engine.as_deref().filter(|e| !crtest::engine::is_path(e) && !project.formats.knows_engine(e)) {
+            bail!("{flag} {e}: unknown engine; {ENGINE_RULE}");
         }
     }
     crtest::report::output::check_out(&args.out)
@@ -240,6 +261,25 @@ fn cell(args: CellArgs) -> Result<i32> {
     const SKIP: i32 = 125;
     let mut project = Project::load()?;
     check_cell_usage(&project, &args)?;
+    let mut ids = Vec::new();
+    for (flag, engine) in [("--engine", &args.engine), ("--restore-engine", &args.restore_engine)] {
+        match engine_id(&mut project, engine.as_deref()) {
+            Ok(id) => ids.push(id),
+            // `git bisect run`: a build that produced no binary cannot be judged.
+            Err(e @ LocalEngineError::Missing(_)) => {
+                eprintln!("crtest cell: cannot test this revision: {flag} {e}");
+                return Ok(SKIP);
+            }
+            // A CRIU that cannot even say its version is the system under test failing.
+            Err(e @ LocalEngineError::Broken(..)) => {
+                let id = crtest::plan::cell_id(&args.workload, &args.src_kernel, &args.dst_kernel);
+                say!("{} {id}: {flag} {e}", Status::Fail);
+                return Ok(1);
+            }
+            Err(e @ LocalEngineError::Invalid(..)) => bail!("{flag} {e}"),
+        }
+    }
+    let args = CellArgs { restore_engine: ids.pop().flatten(), engine: ids.pop().flatten(), ..args };
     let mut resolve = |k: &str| project.catalog.resolve(k, args.modules.as_deref());
     let (src, dst) = match (resolve(&args.src_kernel), resolve(&args.dst_kernel)) {
         (Ok(s), Ok(d)) => (s, d),
@@ -280,12 +320,21 @@ fn cell(args: CellArgs) -> Result<i32> {
 }
 
 fn bisect_cmd(args: BisectArgs) -> Result<i32> {
-    let project = Project::load()?;
+    let mut project = Project::load()?;
+    let engine = engine_id(&mut project, args.engine.as_deref()).context("--engine")?;
+    if args.axis == Axis::Chain {
+        let restore = engine_id(&mut project, args.restore_engine.as_deref()).context("--restore-engine")?;
+        return bisect_chain(&project, &args, engine, restore);
+    }
+    anyhow::ensure!(args.restore_engine.is_none(), "--restore-engine is for --axis chain");
+    let (Some(good), Some(bad)) = (args.good.as_deref(), args.bad.as_deref()) else {
+        bail!("--axis kernel and --axis engine need --good and --bad");
+    };
     // Kernel axis: the catalog's order, the cell moves. Engine axis: the
     // engines catalog's order (oldest first), on the kernel(s) of --fixed.
     let axis: Vec<String> = match args.axis {
         Axis::Kernel => project.catalog.kernels.iter().map(|k| k.id.clone()).collect(),
-        Axis::Engine => crtest::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?
+        Axis::Engine | Axis::Chain => crtest::engine::load_catalog(&project.root.join("kernels/engines.yaml"))?
             .into_iter()
             .map(|e| e.id)
             .collect(),
@@ -306,36 +355,95 @@ fn bisect_cmd(args: BisectArgs) -> Result<i32> {
             Side::Dst => (fixed()?, k.to_string()),
         })
     };
-    pair(&args.good)?;
+    pair(good)?;
     let mut probe = |k: &str| -> Probe {
         let Ok((src, dst)) = pair(k) else { return Probe::Skip("bad --side".into()) };
-        let engine = if on_engines { Some(k) } else { args.engine.as_deref() };
-        let mut skip = None;
-        for run in 1..=args.repeat.max(1) {
-            let out = args.out.join(format!("{k}-{run}"));
-            let opts = session::Options {
-                jobs: 2,
-                out,
-                accel: args.accel,
-                seed: Some(u64::from(run)),
-                iters: 1,
-                resume: true,
-            };
-            match one_cell(&project, &args.workload, (&src, &dst), (engine, None), &opts) {
-                Ok((Status::Fail, id, why)) => return Probe::Bad(format!("{id}: {why}")),
-                Ok((Status::Pass, ..)) => {}
-                Ok((status, _, why)) => skip = Some(format!("{status}: {why}")),
-                Err(e) => skip = Some(format!("{e:#}")),
-            }
-        }
-        skip.map_or(Probe::Good, Probe::Skip)
+        let engine = if on_engines { Some(k) } else { engine.as_deref() };
+        probe_cell(&project, &args, k, (&src, &dst), (engine, None))
     };
     let mut log = |line: &str| say!("bisect: {line}");
-    match bisect::bisect(&axis, &args.good, &args.bad, &mut probe, &mut log) {
+    match bisect::bisect(&axis, good, bad, &mut probe, &mut log) {
         Ok(found) => {
             say!("first bad: {}\n  evidence: {}\nlast good: {}", found.first_bad, found.evidence, found.last_good);
             if !found.skipped.is_empty() {
                 say!("untestable in between: {}", found.skipped.join(", "));
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("crtest bisect: {e}");
+            Ok(2)
+        }
+    }
+}
+
+/// Runs the probe's cell `--repeat` times: any FAIL is bad, all PASS is
+/// good, anything else (ERROR, SKIP, CONTROL-FAIL) cannot decide.
+fn probe_cell(
+    project: &Project,
+    args: &BisectArgs,
+    point: &str,
+    (src, dst): (&str, &str),
+    engines: (Option<&str>, Option<&str>),
+) -> Probe {
+    let mut skip = None;
+    for run in 1..=args.repeat.max(1) {
+        let out = args.out.join(format!("{point}-{run}"));
+        let opts =
+            session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1, resume: true };
+        match one_cell(project, &args.workload, (src, dst), engines, &opts) {
+            Ok((Status::Fail, id, why)) => return Probe::Bad(format!("{id}: {why}")),
+            Ok((Status::Pass, ..)) => {}
+            Ok((status, _, why)) => skip = Some(format!("{status}: {why}")),
+            Err(e) => skip = Some(format!("{e:#}")),
+        }
+    }
+    skip.map_or(Probe::Good, Probe::Skip)
+}
+
+/// `crtest bisect --axis chain`: which step of the chain --from -> --to
+/// first gives images that no longer restore. Each point is a prefix of the
+/// chain: the cell W/K -> K dumps with the engine of --from and restores
+/// with the engine of the prefix's last format (the plan runs the prefix's
+/// steps); a format no engine writes is skipped.
+fn bisect_chain(project: &Project, args: &BisectArgs, engine: Option<String>, restore: Option<String>) -> Result<i32> {
+    let fixed = args.fixed.as_deref().context("--axis chain needs --fixed KERNEL (the kernel both sides run)")?;
+    let formats = &project.formats;
+    let format_of = |e: &Option<String>| e.as_deref().and_then(|e| formats.of_engine(e));
+    let from =
+        args.from.clone().or_else(|| format_of(&engine)).context("--axis chain needs --from FORMAT or --engine")?;
+    let to = args
+        .to
+        .clone()
+        .or_else(|| format_of(&restore))
+        .context("--axis chain needs --to FORMAT or --restore-engine")?;
+    let (axis, steps) = bisect::chain_axis(formats, &from, &to).map_err(anyhow::Error::msg)?;
+    // The engines given stand for their ends of the chain; other formats get theirs.
+    let engine_at = |f: &str| match (f == from, f == to) {
+        (true, _) if engine.is_some() => engine.clone(),
+        (_, true) if restore.is_some() => restore.clone(),
+        _ => bisect::engine_for_format(formats, &project.engines, f),
+    };
+    let dump = engine_at(&from).with_context(|| format!("no engine writes format {from}: it cannot be dumped"))?;
+    let mut probe = |f: &str| match engine_at(f) {
+        None => Probe::Skip(format!("no engine reads format {f} (kernels/engines.yaml)")),
+        Some(r) => probe_cell(project, args, f, (fixed, fixed), (Some(&dump), Some(&r))),
+    };
+    let mut log = |line: &str| say!("bisect: {line}");
+    let (good, bad) = (args.good.as_deref().unwrap_or(&from), args.bad.as_deref().unwrap_or(&to));
+    match bisect::bisect(&axis, good, bad, &mut probe, &mut log) {
+        Ok(found) => {
+            let at = |f: &str| axis.iter().position(|a| a == f).unwrap_or(0);
+            let (first, last) = (at(&found.first_bad), at(&found.last_good));
+            say!("first bad step: {}", bisect::step_label(&steps, first));
+            say!("  evidence: {}", found.evidence);
+            match last {
+                0 => say!("last good: {} (the dump restored as it is)", found.last_good),
+                n => say!("last good: {} (after {})", found.last_good, bisect::step_label(&steps, n)),
+            }
+            if !found.skipped.is_empty() {
+                // Any step after the last good one may be the first bad.
+                say!("untestable in between: {} (no verdict there)", found.skipped.join(", "));
             }
             Ok(0)
         }
@@ -443,7 +551,7 @@ fn bench(args: &BenchArgs) -> Result<i32> {
 fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> Result<i32> {
     let project = Project::load()?;
     let select = Select { matrix: matrix.to_path_buf(), ..Select::default() };
-    let (matrix, plan) = load_plan(&project, &select)?;
+    let (matrix, plan) = load_plan(&project, &select, None)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
     let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
     let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
@@ -519,7 +627,7 @@ fn export_kcidb(dir: &std::path::Path, out: Option<&std::path::Path>) -> Result<
 
 fn plan(select: Select, format: PlanFormat) -> Result<i32> {
     let project = Project::load()?;
-    let (matrix, plan) = load_plan(&project, &select)?;
+    let (matrix, plan) = load_plan(&project, &select, None)?;
     match format {
         PlanFormat::Json => say!("{}", serde_json::to_string_pretty(&plan)?),
         PlanFormat::Text => {

@@ -50,6 +50,18 @@ impl Project {
         let known = crate::known::Known::load(&root.join(crate::known::FILE))?;
         Ok(Project { root, catalog, library, engines, formats, known })
     }
+
+    /// Makes a CRIU binary given by path (`--engine ./criu/criu`) an engine
+    /// of this project and returns its id (see `engine::local_spec`).
+    pub fn add_engine_path(&mut self, path: &Path) -> Result<String, crate::engine::LocalEngineError> {
+        let spec = crate::engine::local_spec(path, &self.engines)?;
+        let id = spec.id.clone();
+        self.formats.engine_formats.insert(id.clone(), spec.format.clone());
+        if !self.engines.iter().any(|e| e.id == id) {
+            self.engines.push(spec);
+        }
+        Ok(id)
+    }
 }
 
 /// Fetches every kernel `ids` names (no-op when cached).
