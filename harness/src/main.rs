@@ -64,7 +64,8 @@ fn main() {
             2
         }
     };
-    std::process::exit(code);
+    // An interrupted command ends 130 whatever it got to write (so `git bisect run` stops).
+    std::process::exit(if crtest::reaper::interrupted() { crtest::reaper::EXIT_INTERRUPTED } else { code });
 }
 
 fn dispatch(command: Command) -> Result<i32> {
@@ -182,6 +183,10 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
+    if crtest::reaper::interrupted() {
+        eprintln!("crtest: interrupted: the {} cells judged before it are in {}", done.cells.len(), args.out.display());
+        return Ok(crtest::reaper::EXIT_INTERRUPTED);
+    }
     say!(
         "\n{}\n{} in {:.1}s; results in {} (open report.html there, or `crtest show CELL`)",
         done.grid,

@@ -17,6 +17,10 @@ static INSTALL: Once = Once::new();
 /// process exits, and must not recreate the scratch being removed or commit
 /// results.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Held while an interrupted run writes the results of the cells judged
+/// before the interrupt; the handler waits for it before removing dirs.
+static RESULTS: Mutex<()> = Mutex::new(());
+static FINISHING: AtomicBool = AtomicBool::new(false);
 
 /// How long an interrupted run gets to unwind and clean up by itself.
 const UNWIND_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -25,6 +29,21 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Lets an interrupted run write its finished cells' results: while the guard
+/// lives, staging may be written and committed, and the signal handler waits
+/// before it removes the run's directories.
+pub fn finishing() -> std::sync::MutexGuard<'static, ()> {
+    let guard = RESULTS.lock().unwrap_or_else(|e| e.into_inner());
+    FINISHING.store(true, Ordering::SeqCst);
+    guard
+}
+
+/// Whether results may be written now: always, unless interrupted outside
+/// [`finishing`].
+pub fn may_write() -> bool {
+    !interrupted() || FINISHING.load(Ordering::SeqCst)
 }
 
 pub fn register(pid: i32) {
@@ -63,6 +82,7 @@ pub fn install() {
             // their owners; if it is stuck elsewhere (a download), remove
             // them here and leave.
             std::thread::sleep(UNWIND_GRACE);
+            let _writing = RESULTS.lock().unwrap_or_else(|e| e.into_inner());
             for dir in SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 let _ = std::fs::remove_dir_all(dir);
             }

@@ -137,6 +137,8 @@ pub struct VmRecord {
 pub struct RunOutput {
     pub cells: Vec<CellResult>,
     pub vms: Vec<VmRecord>,
+    /// Cells judged after Ctrl-C/SIGTERM: cut short, not results.
+    pub cut_short: std::collections::BTreeSet<String>,
 }
 
 /// A guest operation's record: outcome, time, and where its files landed.
@@ -234,8 +236,14 @@ pub fn run(
     let total = plan.cells.len();
     let done = AtomicUsize::new(0);
     let gate = ControlGate::new(plan);
+    let cut_short = Mutex::new(std::collections::BTreeSet::new());
     let emit = |ready: Vec<CellResult>| {
         for r in ready {
+            // A cell judged after an interrupt may carry the interrupt's damage.
+            if crate::reaper::interrupted() {
+                cut_short.lock().unwrap().insert(r.cell.id.clone());
+                continue;
+            }
             let n = done.fetch_add(1, Ordering::SeqCst) + 1;
             reporter.event(&Event::CellDone { result: Box::new(r), done: n, total });
         }
@@ -268,7 +276,7 @@ pub fn run(
     let order: BTreeMap<&str, usize> = plan.cells.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
     results.sort_by_key(|r| order[r.cell.id.as_str()]);
     let vms = runner.shutdown_all();
-    Ok(RunOutput { cells: results, vms })
+    Ok(RunOutput { cells: results, vms, cut_short: cut_short.into_inner().unwrap() })
 }
 
 /// Holds back each finished cell until its control has finished too, then

@@ -163,14 +163,21 @@ pub fn execute(
     let staging = Staging::new(&opts.out)?;
     let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
     reaper::scratch(work.path());
-    let out = runner::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
-    // Cells cut short by Ctrl-C are not results; scratch and staging go on drop.
-    anyhow::ensure!(!reaper::interrupted(), "interrupted: no results written");
+    let mut out = runner::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
+    // Cells cut short by Ctrl-C are not results: only those judged before it
+    // are written, marked interrupted (the signal handler gives the run a
+    // few seconds to do so). With none, scratch and staging go on drop.
+    let interrupted = reaper::interrupted();
+    let _finishing = interrupted.then(reaper::finishing);
+    out.cells.retain(|c| !interrupted || !out.cut_short.contains(&c.cell.id));
+    anyhow::ensure!(!interrupted || !out.cells.is_empty(), "interrupted: no cell had finished, no results written");
+    let done: std::collections::BTreeSet<&str> = out.cells.iter().map(|c| c.cell.id.as_str()).collect();
+    let not_run: Vec<String> =
+        plan.cells.iter().filter(|c| !done.contains(c.id.as_str())).map(|c| c.id.clone()).collect();
     if std::env::var_os("CRTEST_KEEP_WORK").is_some() {
         eprintln!("crtest: keeping the run's scratch dir {}", work.keep().display());
     }
 
-    let mut out = out;
     explain_known(&mut out.cells, project, matrix);
     let summary = Summary::of(&out.cells);
     let vm_info = report::json::vm_info(&out.vms);
@@ -207,6 +214,8 @@ pub fn execute(
         kernels: kernels_info,
         vms: vm_info.clone(),
         wall_secs,
+        interrupted,
+        not_run,
         summary,
         cells: &out.cells,
     };

@@ -22,6 +22,12 @@ pub struct Results<'a> {
     /// target guest (`KIND~restore`).
     pub vms: BTreeMap<String, VmInfo>,
     pub wall_secs: f64,
+    /// Ctrl-C or SIGTERM ended the run: `cells` holds only the cells judged
+    /// before it, `not_run` the ids of the rest of the plan.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
     pub summary: Summary,
     pub cells: &'a [CellResult],
 }

@@ -80,13 +80,13 @@ impl Staging {
     }
 
     pub fn write(&self, name: &str, data: &[u8]) -> Result<()> {
-        anyhow::ensure!(!crate::reaper::interrupted(), "interrupted: results not written");
+        anyhow::ensure!(crate::reaper::may_write(), "interrupted: results not written");
         fsutil::write_atomic(&self.dir.join(name), data)
     }
 
     /// Moves staged entries into the output dir; `last` go last, in order.
     pub fn commit(self, last: &[&str]) -> Result<()> {
-        anyhow::ensure!(!crate::reaper::interrupted(), "interrupted: results not written");
+        anyhow::ensure!(crate::reaper::may_write(), "interrupted: results not written");
         publish_modes(&self.dir)?;
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok())
