@@ -38,8 +38,21 @@ pub fn export(doc: &Value, raw: &[u8], out_dir: Option<&std::path::Path>) -> Res
     let cells: Vec<CellResult> =
         serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null)).context("results cells")?;
     let run = format!("{ORIGIN}:run-{}", &crate::fsutil::sha256_hex(raw)[..16]);
-    let builds = builds(doc, &cells, &run);
-    let tests: Vec<Value> = cells.iter().map(|c| test(c, &run, doc, out_dir)).collect();
+    let not_run: Vec<(&str, &str, &str, &str)> = doc
+        .get("not_run")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| split_id(v.as_str()?))
+        .collect();
+    let mut builds = builds(doc, &cells, &run);
+    for (_, _, _, dst) in &not_run {
+        if !builds.iter().any(|b| b["id"] == build_id(&run, dst)) {
+            builds.push(build(&run, dst, None));
+        }
+    }
+    let mut tests: Vec<Value> = cells.iter().map(|c| test(c, &run, doc, out_dir)).collect();
+    tests.extend(not_run.iter().map(|n| missed(*n, &run)));
     Ok(json!({
         "version": {"major": MAJOR, "minor": MINOR},
         "checkouts": [checkout(doc, &run)],
@@ -145,10 +158,34 @@ fn never_ran(c: &CellResult) -> bool {
 /// `crtest.WORKLOAD.SRC_to_DST`, each component reduced to KCIDB's path
 /// characters (`[a-zA-Z0-9_-]`): `6.12@criu-4.2` is `6_12_criu-4_2`.
 pub fn path(c: &CellResult) -> String {
+    path_of(&c.cell.workload, &c.cell.src_kind(), &c.cell.dst_kind())
+}
+
+fn path_of(workload: &str, src: &str, dst: &str) -> String {
     let part = |s: &str| -> String {
         s.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' { ch } else { '_' }).collect()
     };
-    format!("crtest.{}.{}_to_{}", part(&c.cell.workload), part(&c.cell.src_kind()), part(&c.cell.dst_kind()))
+    format!("crtest.{}.{}_to_{}", part(workload), part(src), part(dst))
+}
+
+/// (id, workload, source kind, target kind) of a cell id `W/SRC->DST`.
+fn split_id(id: &str) -> Option<(&str, &str, &str, &str)> {
+    let (w, pair) = id.split_once('/')?;
+    let (src, dst) = pair.split_once("->")?;
+    Some((id, w, src, dst))
+}
+
+/// A planned cell an interrupted run never judged: KCIDB's MISS.
+fn missed((id, w, src, dst): (&str, &str, &str, &str), run: &str) -> Value {
+    json!({
+        "id": format!("{run}:{id}"),
+        "build_id": build_id(run, dst),
+        "origin": ORIGIN,
+        "path": path_of(w, src, dst),
+        "status": "MISS",
+        "comment": clean(&format!("{id}: not run (the run was interrupted)")),
+        "misc": {"cell": id, "crtest_status": "NOT RUN"},
+    })
 }
 
 fn test(c: &CellResult, run: &str, doc: &Value, out_dir: Option<&std::path::Path>) -> Value {
@@ -291,5 +328,18 @@ mod tests {
         assert_eq!(e.chars().count(), EXCERPT_CHARS);
         assert!(e.ends_with("[truncated]\n"));
         assert_eq!(excerpt("short"), "short");
+    }
+
+    #[test]
+    fn cells_an_interrupted_run_never_judged_are_miss() {
+        let mut d = doc(&[]);
+        d["not_run"] = json!(["counter/6.1->6.12@criu-4.2", "not an id"]);
+        let out = export(&d, b"x", None).unwrap();
+        let tests = out["tests"].as_array().unwrap();
+        assert_eq!(tests.len(), 1, "{out}");
+        assert_eq!(tests[0]["status"], "MISS");
+        assert_eq!(tests[0]["path"], "crtest.counter.6_1_to_6_12_criu-4_2");
+        let build = tests[0]["build_id"].as_str().unwrap();
+        assert!(out["builds"].as_array().unwrap().iter().any(|b| b["id"] == build), "{out}");
     }
 }
