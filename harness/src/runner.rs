@@ -1014,6 +1014,35 @@ fn criu_error(log: &Path, what: &str) -> String {
     }
 }
 
+/// A judged cell for unit tests: `workload/src->dst` (kinds may carry
+/// `@ENGINE`), with `status` and nothing else recorded.
+#[cfg(test)]
+pub(crate) fn fixture(workload: &str, src: &str, dst: &str, status: Status) -> CellResult {
+    let kind = |k: &str| k.split_once('@').map_or((k.to_string(), None), |(k, e)| (k.to_string(), Some(e.into())));
+    let ((src_k, src_engine), (dst_k, dst_engine)) = (kind(src), kind(dst));
+    CellResult {
+        cell: Cell {
+            id: crate::plan::cell_id(workload, src, dst),
+            workload: workload.into(),
+            src: src_k,
+            dst: dst_k,
+            src_engine,
+            dst_engine,
+            skip: None,
+            control: None,
+            control_only: false,
+        },
+        status,
+        reason: None,
+        stages: vec![],
+        conversion: vec![],
+        artifacts: None,
+        dump_after: None,
+        control_status: None,
+        known: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1047,27 +1076,10 @@ mod tests {
     fn result(id: &str, control: Option<&str>, status: Status) -> CellResult {
         let (w, pair) = id.split_once('/').unwrap();
         let (src, dst) = pair.split_once("->").unwrap();
-        CellResult {
-            cell: Cell {
-                id: id.into(),
-                workload: w.into(),
-                src: src.into(),
-                dst: dst.into(),
-                src_engine: None,
-                dst_engine: None,
-                skip: None,
-                control: control.map(str::to_string),
-                control_only: false,
-            },
-            status,
-            reason: Some(format!("{id} reason")),
-            stages: vec![],
-            conversion: vec![],
-            artifacts: None,
-            dump_after: None,
-            control_status: None,
-            known: None,
-        }
+        let mut r = fixture(w, src, dst, status);
+        r.cell.control = control.map(str::to_string);
+        r.reason = Some(format!("{id} reason"));
+        r
     }
 
     #[test]

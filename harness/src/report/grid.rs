@@ -82,30 +82,8 @@ fn body(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Cell;
-
     fn cell(w: &str, s: &str, d: &str, status: Status, reason: Option<&str>) -> CellResult {
-        CellResult {
-            cell: Cell {
-                id: format!("{w}/{s}->{d}"),
-                workload: w.into(),
-                src: s.into(),
-                dst: d.into(),
-                src_engine: None,
-                dst_engine: None,
-                skip: None,
-                control: None,
-                control_only: false,
-            },
-            status,
-            reason: reason.map(str::to_string),
-            stages: vec![],
-            conversion: vec![],
-            artifacts: None,
-            dump_after: None,
-            control_status: None,
-            known: None,
-        }
+        CellResult { reason: reason.map(str::to_string), ..crate::runner::fixture(w, s, d, status) }
     }
 
     #[test]

@@ -359,31 +359,12 @@ fn xml_char(c: char) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::plan::Cell;
     use crate::verdict::StageRecord;
 
     pub(crate) fn mk(d: &str, status: Status, reason: Option<&str>) -> CellResult {
-        CellResult {
-            cell: Cell {
-                id: format!("counter/6.1->{d}"),
-                workload: "counter".into(),
-                src: "6.1".into(),
-                dst: d.into(),
-                src_engine: None,
-                dst_engine: None,
-                skip: None,
-                control: (d != "6.1").then(|| "counter/6.1->6.1".to_string()),
-                control_only: false,
-            },
-            status,
-            reason: reason.map(str::to_string),
-            stages: vec![],
-            conversion: vec![],
-            artifacts: None,
-            dump_after: None,
-            control_status: None,
-            known: None,
-        }
+        let mut c = crate::runner::fixture("counter", "6.1", d, status);
+        c.cell.control = (d != "6.1").then(|| "counter/6.1->6.1".to_string());
+        CellResult { reason: reason.map(str::to_string), ..c }
     }
 
     fn stage(stage: Stage, outcome: Outcome, secs: f64) -> StageRecord {

@@ -136,32 +136,9 @@ fn kind_key(kind: &str, order: &[String]) -> (usize, Option<crate::kernel::Versi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Cell;
 
     fn cell(w: &str, s: &str, d: &str, status: Status) -> CellResult {
-        let kind = |k: &str| k.split_once('@').map_or((k.to_string(), None), |(k, e)| (k.to_string(), Some(e.into())));
-        let ((src, src_engine), (dst, dst_engine)) = (kind(s), kind(d));
-        CellResult {
-            cell: Cell {
-                id: format!("{w}/{s}->{d}"),
-                workload: w.into(),
-                src,
-                dst,
-                src_engine,
-                dst_engine,
-                skip: None,
-                control: None,
-                control_only: false,
-            },
-            status,
-            reason: None,
-            stages: vec![],
-            conversion: vec![],
-            artifacts: None,
-            dump_after: None,
-            control_status: None,
-            known: None,
-        }
+        crate::runner::fixture(w, s, d, status)
     }
 
     #[test]
