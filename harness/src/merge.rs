@@ -53,11 +53,15 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<(PathBuf, Value)> {
 /// plan does not have is an error; without, cells go by id.
 pub fn merge(docs: &[(PathBuf, Value)], expected: Option<(&[String], &str)>) -> Result<Value, MergeError> {
     let expected_ids = expected.map(|(ids, _)| ids);
-    let ((first_path, first), rest) = docs.split_first().ok_or(MergeError::NoShards)?;
+    docs.first().ok_or(MergeError::NoShards)?;
     for (path, doc) in docs {
         check_schema(path, doc)?;
     }
-    for (path, doc) in rest {
+    // A shard that ran no cell (a partition of a small matrix may be empty)
+    // prepared no engine and says nothing about the run's settings.
+    let ran = |d: &&(PathBuf, Value)| d.1.get("cells").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
+    let (first_path, first) = docs.iter().find(ran).unwrap_or(&docs[0]);
+    for (path, doc) in docs.iter().filter(ran) {
         for field in AGREED {
             agree(field, (first_path, first), (path, doc))?;
         }
@@ -337,5 +341,15 @@ mod tests {
         assert_eq!((path, loaded), (dir.path().join("results.json"), doc));
         let e = format!("{:#}", load_dir(&dir.path().join("nope")).expect_err("absent"));
         assert!(e.contains("reading") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_shard_does_not_vote_on_settings() {
+        let mut docs = three_shards();
+        let mut empty = shard("s4", 1.0, &[], &[]);
+        empty.1["engine"] = json!("");
+        docs.push(empty);
+        let merged = merge(&docs, None).expect("an empty shard merges");
+        assert_eq!(merged["engine"], docs[0].1["engine"]);
     }
 }
