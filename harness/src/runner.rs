@@ -123,6 +123,23 @@ pub struct CellResult {
     pub known: Option<String>,
 }
 
+impl CellResult {
+    /// A verdict with no stage run (a SKIP decided by the plan).
+    pub fn unrun(cell: Cell, status: Status, reason: Option<String>) -> Self {
+        CellResult {
+            cell,
+            status,
+            reason,
+            stages: vec![],
+            conversion: vec![],
+            artifacts: None,
+            dump_after: None,
+            control_status: None,
+            known: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VmRecord {
     /// The VM's name: its guest kind, with `~restore` for a target guest.
@@ -258,18 +275,7 @@ pub fn run(
         })
     });
     for cell in plan.cells.iter().filter(|c| c.skip.is_some()) {
-        let r = CellResult {
-            cell: cell.clone(),
-            status: Status::Skip,
-            reason: cell.skip.clone(),
-            stages: vec![],
-            conversion: vec![],
-            artifacts: None,
-            dump_after: None,
-            control_status: None,
-            known: None,
-        };
-        emit(gate.finished(r));
+        emit(gate.finished(CellResult::unrun(cell.clone(), Status::Skip, cell.skip.clone())));
     }
     let mut results = gate.into_results();
     // Report in plan order whatever finished first.
@@ -1020,27 +1026,18 @@ fn criu_error(log: &Path, what: &str) -> String {
 pub(crate) fn fixture(workload: &str, src: &str, dst: &str, status: Status) -> CellResult {
     let kind = |k: &str| k.split_once('@').map_or((k.to_string(), None), |(k, e)| (k.to_string(), Some(e.into())));
     let ((src_k, src_engine), (dst_k, dst_engine)) = (kind(src), kind(dst));
-    CellResult {
-        cell: Cell {
-            id: crate::plan::cell_id(workload, src, dst),
-            workload: workload.into(),
-            src: src_k,
-            dst: dst_k,
-            src_engine,
-            dst_engine,
-            skip: None,
-            control: None,
-            control_only: false,
-        },
-        status,
-        reason: None,
-        stages: vec![],
-        conversion: vec![],
-        artifacts: None,
-        dump_after: None,
-        control_status: None,
-        known: None,
-    }
+    let cell = Cell {
+        id: crate::plan::cell_id(workload, src, dst),
+        workload: workload.into(),
+        src: src_k,
+        dst: dst_k,
+        src_engine,
+        dst_engine,
+        skip: None,
+        control: None,
+        control_only: false,
+    };
+    CellResult::unrun(cell, status, None)
 }
 
 #[cfg(test)]

@@ -124,8 +124,6 @@ pub fn execute(
     let Prepared { kernels, engines, images, crits, accel } = prepare(project, matrix, plan, opts.accel, reporter)?;
     let engine_ids: std::collections::BTreeMap<String, String> =
         engines.iter().map(|(k, e)| (k.clone(), e.id.clone())).collect();
-    let engine_envs: BTreeMap<String, BTreeMap<String, String>> =
-        engines.iter().map(|(k, e)| (k.clone(), e.env.clone())).collect();
     let mut distinct: Vec<&String> = engine_ids.values().collect();
     distinct.sort();
     distinct.dedup();
@@ -194,7 +192,7 @@ pub fn execute(
                 release: k.release.clone(),
                 packages: k.packages.clone(),
                 engine: engine_ids.get(id).cloned().unwrap_or_default(),
-                engine_env: engine_envs.get(id).cloned().unwrap_or_default(),
+                engine_env: engines.get(id).map(|e| e.env.clone()).unwrap_or_default(),
                 boot_secs: vm.and_then(|v| v.boot_secs),
                 start: vm.and_then(|v| v.start),
                 console: vm.map(|v| v.console.clone()),
@@ -212,7 +210,7 @@ pub fn execute(
         seed: setup.seed,
         iters: setup.iters,
         kernels: kernels_info,
-        vms: vm_info.clone(),
+        vms: vm_info,
         wall_secs,
         interrupted,
         not_run,
@@ -221,14 +219,7 @@ pub fn execute(
     };
     let shown = shown_kinds(matrix, plan);
     let (table, grid) = report::grid::parts(&out.cells, &shown, &project.known);
-    staging.write(
-        "grid.txt",
-        format!(
-            "{table}
-{grid}"
-        )
-        .as_bytes(),
-    )?;
+    staging.write("grid.txt", format!("{table}\n{grid}").as_bytes())?;
     let json = report::json::render(&results)?;
     // JUnit with the run's properties and the log tails of the staged artifacts.
     let ctx = report::junit::Context {
