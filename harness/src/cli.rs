@@ -1,8 +1,8 @@
 //! The command line: argument types only (handlers live in the binary), so
 //! tests and pipeline examples can be checked against the real parser.
 
-use crate::matrix::AccelChoice;
-use crate::vm::Accel;
+use crate::config::matrix::AccelChoice;
+use crate::vm::qemu::Accel;
 use clap::builder::PossibleValue;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -277,7 +277,7 @@ pub struct Select {
     pub workloads: Vec<String>,
     /// Only slice K of N (`K/N` or `hash:K/N`); a cell's slice depends only on its id.
     #[arg(long, value_name = "K/N")]
-    pub partition: Option<crate::partition::Partition>,
+    pub partition: Option<crate::plan::partition::Partition>,
     /// Also run workloads on engines they declare a known gap of (SKIP otherwise).
     #[arg(long)]
     pub run_known_gaps: bool,
@@ -355,7 +355,7 @@ pub enum CacheCommand {
         older_than: Option<u64>,
         /// Only entries of this kind (repeatable).
         #[arg(long = "kind", value_enum, value_name = "KIND")]
-        kinds: Vec<crate::cache::Kind>,
+        kinds: Vec<crate::tools::cache::Kind>,
     },
 }
 

@@ -2,19 +2,19 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use crtest::bisect::{self, Probe};
 use crtest::cli::{
     Axis, BisectArgs, CacheCommand, CellArgs, Cli, Command, ExportFormat, KernelsCommand, PlanFormat, RunArgs, Select,
     Side, WorkloadsCommand,
 };
+use crtest::config::matrix::Matrix;
 use crtest::engine::LocalEngineError;
-use crtest::fsutil;
 use crtest::kernel::fetch;
-use crtest::matrix::Matrix;
 use crtest::plan::{Filters, Plan};
 use crtest::prepare::{self, Project};
 use crtest::report::progress::Progress;
 use crtest::session;
+use crtest::tools::bisect::{self, Probe};
+use crtest::util::fsutil;
 use crtest::verdict::Status;
 use std::path::PathBuf;
 
@@ -44,7 +44,7 @@ macro_rules! say_raw {
 /// A reader that went away ends crtest quietly; any other write error is reported.
 fn stdout_failed(e: std::io::Error) -> ! {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        crtest::reaper::kill_all();
+        crtest::vm::reaper::kill_all();
         std::process::exit(0);
     }
     eprintln!("crtest: error: writing to stdout: {e}");
@@ -58,14 +58,14 @@ fn main() {
     let cli = Cli::parse();
     let code = match dispatch(cli.command) {
         Ok(code) => code,
-        Err(_) if crtest::reaper::interrupted() => crtest::reaper::EXIT_INTERRUPTED,
+        Err(_) if crtest::vm::reaper::interrupted() => crtest::vm::reaper::EXIT_INTERRUPTED,
         Err(e) => {
             eprintln!("crtest: error: {e:#}");
             2
         }
     };
     // An interrupted command ends 130 whatever it got to write (so `git bisect run` stops).
-    std::process::exit(if crtest::reaper::interrupted() { crtest::reaper::EXIT_INTERRUPTED } else { code });
+    std::process::exit(if crtest::vm::reaper::interrupted() { crtest::vm::reaper::EXIT_INTERRUPTED } else { code });
 }
 
 fn dispatch(command: Command) -> Result<i32> {
@@ -85,8 +85,11 @@ fn dispatch(command: Command) -> Result<i32> {
             convert(&from, &to, formats.as_deref(), &input, &output)
         }
         Command::Compare { baseline, new, allow_removed, allow_skip, allow_control_fail, junit } => {
-            let allow =
-                crtest::compare::Allow { removed: allow_removed, skip: allow_skip, control_fail: allow_control_fail };
+            let allow = crtest::tools::compare::Allow {
+                removed: allow_removed,
+                skip: allow_skip,
+                control_fail: allow_control_fail,
+            };
             compare(&baseline, &new, allow, junit.as_deref())
         }
         Command::Bisect(args) => bisect_cmd(args),
@@ -158,7 +161,7 @@ fn load_plan(project: &Project, select: &Select, engine: Option<&str>) -> Result
 /// results (`--rerun-failed`); a run where nothing failed is an error, as
 /// rerunning nothing is surely a mistake.
 fn failed_cells(dir: &std::path::Path) -> Result<std::collections::BTreeSet<String>> {
-    let (file, doc) = crtest::compare::load(dir).with_context(|| format!("--rerun-failed {}", dir.display()))?;
+    let (file, doc) = crtest::tools::compare::load(dir).with_context(|| format!("--rerun-failed {}", dir.display()))?;
     let cells = doc["cells"].as_array().map(Vec::as_slice).unwrap_or_default();
     let failed: std::collections::BTreeSet<String> = cells
         .iter()
@@ -183,9 +186,9 @@ fn run(args: RunArgs) -> Result<i32> {
         resume: !args.no_resume,
     };
     let done = session::execute(&project, &matrix, &plan, &opts, &progress)?;
-    if crtest::reaper::interrupted() {
+    if crtest::vm::reaper::interrupted() {
         eprintln!("crtest: interrupted: the {} cells judged before it are in {}", done.cells.len(), args.out.display());
-        return Ok(crtest::reaper::EXIT_INTERRUPTED);
+        return Ok(crtest::vm::reaper::EXIT_INTERRUPTED);
     }
     say!(
         "\n{}\n{} in {:.1}s; results in {} (open report.html there, or `crtest show CELL`)",
@@ -218,7 +221,7 @@ fn one_cell(
     if let Some(r) = restore_engine.filter(|r| *r != engine.unwrap_or(crtest::engine::HOST)) {
         anyhow::ensure!(project.formats.knows_engine(r), "unknown engine `{r}`: see kernels/engines.yaml");
         matrix.pairs.clear();
-        matrix.engine_pairs.push(crtest::matrix::EnginePair {
+        matrix.engine_pairs.push(crtest::config::matrix::EnginePair {
             src: src.to_string(),
             dst: dst.to_string(),
             dump_engine: engine.unwrap_or(crtest::engine::HOST).to_string(),
@@ -463,13 +466,13 @@ struct BenchArgs {
     kernel: String,
     workload: String,
     runs: u32,
-    accel: Option<crtest::matrix::AccelChoice>,
+    accel: Option<crtest::config::matrix::AccelChoice>,
     resume: bool,
     vs_virtme: bool,
 }
 
 fn bench(args: &BenchArgs) -> Result<i32> {
-    use crtest::bench::{line, ratio};
+    use crtest::tools::bench::{line, ratio};
     let BenchArgs { kernel, workload, runs, .. } = args;
     let (kernel, runs) = (kernel.as_str(), *runs);
     let project = Project::load()?;
@@ -490,19 +493,19 @@ fn bench(args: &BenchArgs) -> Result<i32> {
         cfg.memory_mb
     );
     say!("{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max");
-    let bz = crtest::bench::boot_times(k, &k.vmlinuz, image, &cfg, runs)?;
+    let bz = crtest::tools::bench::boot_times(k, &k.vmlinuz, image, &cfg, runs)?;
     say!("{}", line("boot to ready (bzImage)", &bz));
     let pvh_image = crtest::kernel::pvh::vmlinux(&k.vmlinuz)?;
     let pvh = match &pvh_image {
-        Some(p) => crtest::bench::boot_times(k, p, image, &cfg, runs)?,
+        Some(p) => crtest::tools::bench::boot_times(k, p, image, &cfg, runs)?,
         None => vec![],
     };
     say!("{}", line("boot to ready (PVH)", &pvh));
     let resumed = match args.resume {
         true => {
-            let store = crtest::vmstate::Store::in_cache(&cache);
+            let store = crtest::vm::vmstate::Store::in_cache(&cache);
             let boot_image = pvh_image.as_deref().unwrap_or(&k.vmlinuz);
-            crtest::bench::resume_times(k, boot_image, image, &cfg, &store, runs)?
+            crtest::tools::bench::resume_times(k, boot_image, image, &cfg, &store, runs)?
         }
         false => vec![],
     };
@@ -510,7 +513,7 @@ fn bench(args: &BenchArgs) -> Result<i32> {
         say!("{}", line("ready (resumed)", &resumed));
     }
     let virtme = match args.vs_virtme {
-        true => crtest::bench::virtme_times(k, &cache, runs)?,
+        true => crtest::tools::bench::virtme_times(k, &cache, runs)?,
         false => vec![],
     };
     if args.vs_virtme {
@@ -522,7 +525,7 @@ fn bench(args: &BenchArgs) -> Result<i32> {
         let opts = session::Options {
             jobs: 1,
             out: out.path().to_path_buf(),
-            accel: Some(crtest::matrix::AccelChoice::Force(accel)),
+            accel: Some(crtest::config::matrix::AccelChoice::Force(accel)),
             seed: Some(u64::from(run)),
             iters: 1,
             resume: args.resume,
@@ -558,9 +561,9 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let select = Select { matrix: matrix.to_path_buf(), ..Select::default() };
     let (matrix, plan) = load_plan(&project, &select, None)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
-    let docs = dirs.iter().map(|d| crtest::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
-    let merged = crtest::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
-    let cells: Vec<crtest::runner::CellResult> = serde_json::from_value(merged["cells"].clone())?;
+    let docs = dirs.iter().map(|d| crtest::tools::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
+    let merged = crtest::tools::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
+    let cells: Vec<crtest::run::CellResult> = serde_json::from_value(merged["cells"].clone())?;
     let (table, body) = crtest::report::grid::parts(&cells, &matrix.kernels, &project.known);
     let staging = crtest::report::output::Staging::new(out)?;
     staging.write("grid.txt", format!("{table}\n{body}").as_bytes())?;
@@ -580,10 +583,10 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
 fn compare(
     baseline: &std::path::Path,
     new: &std::path::Path,
-    allow: crtest::compare::Allow,
+    allow: crtest::tools::compare::Allow,
     junit: Option<&std::path::Path>,
 ) -> Result<i32> {
-    use crtest::compare::{self, CompareError};
+    use crtest::tools::compare::{self, CompareError};
     let (base_path, base) = compare::load(baseline)?;
     let (new_path, new) = compare::load(new)?;
     // One file compared with itself always passes: that is a mistake.
@@ -600,7 +603,7 @@ fn compare(
 }
 
 fn cache(command: CacheCommand) -> Result<i32> {
-    use crtest::cache;
+    use crtest::tools::cache;
     let dir = fsutil::cache_dir();
     match command {
         CacheCommand::Show => say!("{}", cache::render(&dir, &cache::scan(&dir)?).trim_end()),
@@ -618,7 +621,7 @@ fn cache(command: CacheCommand) -> Result<i32> {
 }
 
 fn export_kcidb(dir: &std::path::Path, out: Option<&std::path::Path>) -> Result<i32> {
-    let (file, doc) = crtest::compare::load(dir)?;
+    let (file, doc) = crtest::tools::compare::load(dir)?;
     let raw = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     let kcidb = crtest::report::kcidb::export(&doc, &raw, file.parent())?;
     let mut text = serde_json::to_vec_pretty(&kcidb)?;
@@ -695,7 +698,7 @@ fn kernels_fetch(ids: Vec<String>) -> Result<i32> {
 }
 
 /// The project's formats, or those of `file`.
-fn load_formats(project: &Project, file: Option<&std::path::Path>) -> Result<crtest::formats::Formats> {
+fn load_formats(project: &Project, file: Option<&std::path::Path>) -> Result<crtest::config::formats::Formats> {
     Ok(match file {
         None => project.formats.clone(),
         Some(f) => project.formats.reload(f)?,
@@ -756,12 +759,12 @@ fn convert(
     let specs = formats.chain(from, to).map_err(anyhow::Error::msg)?;
     let log = |m: &str| eprintln!("note: {m}");
     let needed = specs.iter().flat_map(|s| [s.from.clone(), s.to.clone()]);
-    let crits = crtest::crit::for_formats(needed, &project.engines, &crtest::fsutil::cache_dir(), &log)?;
+    let crits = crtest::convert::crit::for_formats(needed, &project.engines, &crtest::util::fsutil::cache_dir(), &log)?;
     let steps = convert::steps(&specs, (from, to), Box::new(convert::Identity), &crits)?;
     // Ctrl-C or SIGTERM kills the converter and removes the scratch dir.
-    crtest::reaper::install();
+    crtest::vm::reaper::install();
     let scratch = tempfile::Builder::new().prefix(".crtest-convert-").tempdir_in(parent)?;
-    crtest::reaper::scratch(scratch.path());
+    crtest::vm::reaper::scratch(scratch.path());
     let records = convert::run_chain(&steps, input, scratch.path(), &scratch.path().join("out"));
     for (i, r) in records.iter().enumerate() {
         say!("{}", r.summary(i + 1, steps.len()));
@@ -772,7 +775,7 @@ fn convert(
     if records.len() == steps.len() && records.iter().all(|r| r.ok) {
         std::fs::rename(scratch.path().join("out"), output)
             .with_context(|| format!("moving the converted images to {}", output.display()))?;
-        crtest::reaper::unscratch(scratch.path());
+        crtest::vm::reaper::unscratch(scratch.path());
         say!("converted {} ({from}) into {} ({to})", input.display(), output.display());
         return Ok(0);
     }
@@ -804,7 +807,12 @@ fn workloads_list() -> Result<i32> {
 
 /// The merged run's report.html: each cell's artifacts stay in its shard's
 /// directory, linked relative to OUT.
-fn merged_report(json: &[u8], dirs: &[PathBuf], out: &std::path::Path, known: &crtest::known::Known) -> Result<String> {
+fn merged_report(
+    json: &[u8],
+    dirs: &[PathBuf],
+    out: &std::path::Path,
+    known: &crtest::verdict::known::Known,
+) -> Result<String> {
     use crtest::report::{html, load::Doc, story::Root};
     let doc = Doc::parse(json)?;
     let out_abs = std::path::absolute(out)?;
@@ -820,8 +828,8 @@ fn merged_report(json: &[u8], dirs: &[PathBuf], out: &std::path::Path, known: &c
 }
 
 /// The catalog of known incompatibilities when the project is at hand.
-fn known_if_available() -> Option<crtest::known::Known> {
-    crtest::known::Known::load(&prepare::project_root().join(crtest::known::FILE)).ok()
+fn known_if_available() -> Option<crtest::verdict::known::Known> {
+    crtest::verdict::known::Known::load(&prepare::project_root().join(crtest::verdict::known::FILE)).ok()
 }
 
 fn report_cmd(dir: &std::path::Path) -> Result<i32> {

@@ -1,15 +1,15 @@
 //! Everything before the first cell: project files, kernels, workload
 //! binaries, the engine, guest images and the accelerator choice.
 
+use crate::config::matrix::AccelChoice;
+use crate::config::workload::Library;
 use crate::engine::Engine;
-use crate::fsutil;
-use crate::guest::{self, GuestImage};
+use crate::guest::image::{self, GuestImage};
 use crate::kernel::{fetch, Catalog, Kernel};
-use crate::matrix::AccelChoice;
 use crate::plan::Plan;
-use crate::runner::{Event, Reporter};
-use crate::vm::{Accel, BootSpec, Vm, VmConfig};
-use crate::workload::Library;
+use crate::run::{Event, Reporter};
+use crate::util::fsutil;
+use crate::vm::qemu::{Accel, BootSpec, Vm, VmConfig};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,9 +35,9 @@ pub struct Project {
     pub library: Library,
     pub engines: Vec<crate::engine::EngineSpec>,
     /// `converters/formats.yaml`: format versions and converters.
-    pub formats: crate::formats::Formats,
+    pub formats: crate::config::formats::Formats,
     /// Explained incompatibilities (kernels/incompatibilities.yaml).
-    pub known: crate::known::Known,
+    pub known: crate::verdict::known::Known,
 }
 
 impl Project {
@@ -46,8 +46,8 @@ impl Project {
         let catalog = Catalog::load(&root.join("kernels/catalog.yaml"))?;
         let library = Library::load(&root.join("workloads"))?;
         let engines = crate::engine::load_catalog(&root.join("kernels/engines.yaml"))?;
-        let formats = crate::formats::Formats::load(&root.join("converters/formats.yaml"), &engines)?;
-        let known = crate::known::Known::load(&root.join(crate::known::FILE))?;
+        let formats = crate::config::formats::Formats::load(&root.join("converters/formats.yaml"), &engines)?;
+        let known = crate::verdict::known::Known::load(&root.join(crate::verdict::known::FILE))?;
         Ok(Project { root, catalog, library, engines, formats, known })
     }
 
@@ -98,7 +98,7 @@ pub fn images(
     let binaries = library.build(&names, cache)?;
     let mut out = BTreeMap::new();
     for (id, kernel) in kernels {
-        let image = guest::build(kernel, &engines[id], &binaries, cache)
+        let image = image::build(kernel, &engines[id], &binaries, cache)
             .with_context(|| format!("building the guest image for {id}"))?;
         for note in &image.notes {
             reporter.event(&Event::Notice(note.clone()));
@@ -111,7 +111,7 @@ pub fn images(
 /// The engine of every guest kind (its own, else the kernel's in the matrix).
 pub fn engines(
     project: &Project,
-    matrix: &crate::matrix::Matrix,
+    matrix: &crate::config::matrix::Matrix,
     kinds: &[String],
     cache: &Path,
     reporter: &dyn Reporter,
@@ -133,14 +133,14 @@ pub fn engines(
 /// (fetched with the engine's tools on first use).
 pub fn crits(
     project: &Project,
-    matrix: &crate::matrix::Matrix,
+    matrix: &crate::config::matrix::Matrix,
     plan: &Plan,
     cache: &Path,
     reporter: &dyn Reporter,
-) -> Result<BTreeMap<String, crate::crit::Crit>> {
+) -> Result<BTreeMap<String, crate::convert::crit::Crit>> {
     let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
     let needed = plan.runnable().flat_map(|c| crate::plan::chain_of(matrix, c)).flat_map(|s| [s.from, s.to]);
-    crate::crit::for_formats(needed, &project.engines, cache, &log)
+    crate::convert::crit::for_formats(needed, &project.engines, cache, &log)
 }
 
 /// The image QEMU boots per kernel: the PVH-bootable vmlinux cut out of a

@@ -2,16 +2,17 @@
 //! accelerator, run the cells, and write the reports atomically. Shared by
 //! `crtest run`, `crtest cell` and `crtest bisect`.
 
+use crate::config::matrix::{AccelChoice, Matrix};
 use crate::engine::Engine;
-use crate::guest::GuestImage;
+use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
-use crate::matrix::{AccelChoice, Matrix};
 use crate::plan::Plan;
 use crate::prepare::{self, Project};
 use crate::report::{self, output::Staging, Summary};
-use crate::runner::{self, CellResult, Reporter, Setup};
-use crate::vm::{Accel, VmConfig};
-use crate::{fsutil, reaper};
+use crate::run::{self, CellResult, Reporter, Setup};
+use crate::util::fsutil;
+use crate::vm::qemu::{Accel, VmConfig};
+use crate::vm::reaper;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -48,7 +49,7 @@ pub struct Prepared {
     pub engines: BTreeMap<String, Engine>,
     pub images: BTreeMap<String, GuestImage>,
     /// Every image format's crit that a chain of the plan needs.
-    pub crits: BTreeMap<String, crate::crit::Crit>,
+    pub crits: BTreeMap<String, crate::convert::crit::Crit>,
     pub accel: Accel,
 }
 
@@ -92,7 +93,7 @@ fn explain_known(cells: &mut [CellResult], project: &Project, matrix: &Matrix) {
             continue;
         };
         let (df, rf) = (format(&c.cell.src_kind()), format(&c.cell.dst_kind()));
-        let seen = crate::known::Observed {
+        let seen = crate::verdict::known::Observed {
             reason,
             src_version: &src,
             dst_version: &dst,
@@ -137,7 +138,7 @@ pub fn execute(
         kernels,
         images,
         vm: vm_config(matrix, accel),
-        states: opts.resume.then(|| crate::vmstate::Store::in_cache(&fsutil::cache_dir())),
+        states: opts.resume.then(|| crate::vm::vmstate::Store::in_cache(&fsutil::cache_dir())),
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
         converter_command: matrix.converter.clone(),
@@ -161,7 +162,7 @@ pub fn execute(
     let staging = Staging::new(&opts.out)?;
     let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
     reaper::scratch(work.path());
-    let mut out = runner::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
+    let mut out = run::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
     // Cells cut short by Ctrl-C are not results: only those judged before it
     // are written, marked interrupted (the signal handler gives the run a
     // few seconds to do so). With none, scratch and staging go on drop.
@@ -187,7 +188,7 @@ pub fn execute(
         .iter()
         .map(|(id, k)| {
             // The kind's source guest, else its target guest.
-            let vm = vm_info.get(id).or_else(|| vm_info.get(&runner::target_vm(id, false)));
+            let vm = vm_info.get(id).or_else(|| vm_info.get(&run::target_vm(id, false)));
             let info = report::json::KernelInfo {
                 release: k.release.clone(),
                 packages: k.packages.clone(),

@@ -365,7 +365,7 @@ fn dir_placeholder_keeps_payloads_inert() {
     for opt in
         [format!("--root={{dir}}/$(touch {m})"), format!("{{dir}}`touch {m}`"), format!("\\\"{{dir}}\";touch {m}")]
     {
-        let word = crtest::shell::quote_with_var(&opt, "{dir}", "D");
+        let word = crtest::util::shell::quote_with_var(&opt, "{dir}", "D");
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!("printf '%s' {word}"))
@@ -516,19 +516,21 @@ enum Loader {
 
 /// Loads `path` (written with the input) with `loader`: Ok, or the error's
 /// file, line and text.
-fn load(loader: Loader, path: &Path, ctx: &FuzzContext) -> Result<(), crtest::yaml::ConfigError> {
+fn load(loader: Loader, path: &Path, ctx: &FuzzContext) -> Result<(), crtest::config::yaml::ConfigError> {
     match loader {
-        Loader::Matrix => crtest::matrix::Matrix::load(path, &ctx.catalog, &ctx.library, &ctx.formats).map(drop),
-        Loader::Workloads => crtest::workload::Library::load(path.parent().unwrap()).map(drop),
-        Loader::Formats => crtest::formats::Formats::load(path, &ctx.engines).map(drop),
+        Loader::Matrix => {
+            crtest::config::matrix::Matrix::load(path, &ctx.catalog, &ctx.library, &ctx.formats).map(drop)
+        }
+        Loader::Workloads => crtest::config::workload::Library::load(path.parent().unwrap()).map(drop),
+        Loader::Formats => crtest::config::formats::Formats::load(path, &ctx.engines).map(drop),
         Loader::Catalog => crtest::kernel::Catalog::load(path).map(drop),
     }
 }
 
 struct FuzzContext {
     catalog: crtest::kernel::Catalog,
-    library: crtest::workload::Library,
-    formats: crtest::formats::Formats,
+    library: crtest::config::workload::Library,
+    formats: crtest::config::formats::Formats,
     engines: Vec<crtest::engine::EngineSpec>,
 }
 
@@ -547,8 +549,8 @@ fn yaml_loaders_never_panic_and_always_locate_errors() {
     let engines = crtest::engine::load_catalog(&repo.join("kernels/engines.yaml")).unwrap();
     let ctx = FuzzContext {
         catalog: crtest::kernel::Catalog::load(&repo.join("kernels/catalog.yaml")).unwrap(),
-        library: crtest::workload::Library::load(&repo.join("workloads")).unwrap(),
-        formats: crtest::formats::Formats::load(&repo.join("converters/formats.yaml"), &engines).unwrap(),
+        library: crtest::config::workload::Library::load(&repo.join("workloads")).unwrap(),
+        formats: crtest::config::formats::Formats::load(&repo.join("converters/formats.yaml"), &engines).unwrap(),
         engines,
     };
     let read = |p: &str| std::fs::read_to_string(repo.join(p)).unwrap();

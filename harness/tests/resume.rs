@@ -5,12 +5,12 @@
 
 mod common;
 use common::{cell, Root, SERIAL};
-use crtest::matrix::{AccelChoice, Matrix};
+use crtest::config::matrix::{AccelChoice, Matrix};
 use crtest::plan::{Filters, Plan};
 use crtest::prepare::{self, Project};
 use crtest::report::progress::Progress;
-use crtest::vm::{Accel, BootSpec, Start};
-use crtest::vmstate::{self, Store};
+use crtest::vm::qemu::{Accel, BootSpec, Start};
+use crtest::vm::vmstate::{self, Store};
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +21,7 @@ timeouts: { boot: 240, operation: 240 }\nvm: { accel: tcg, memory_mb: 1024 }\n";
 /// A cache whose `states/` starts empty, sharing the user's kernels, guest
 /// images and engines (symlinks), so the first run must save a state.
 fn cache_without_states() -> tempfile::TempDir {
-    let real = crtest::fsutil::cache_dir();
+    let real = crtest::util::fsutil::cache_dir();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(&real).unwrap();
     for entry in std::fs::read_dir(&real).unwrap().flatten() {

@@ -116,7 +116,7 @@ impl PrivateApt {
         for sub in ["lists/partial", "cache/archives/partial"] {
             std::fs::create_dir_all(root.join(sub)).with_context(|| format!("creating {}", root.display()))?;
         }
-        crate::fsutil::write_atomic(&root.join("sources.list"), line.as_bytes())?;
+        crate::util::fsutil::write_atomic(&root.join("sources.list"), line.as_bytes())?;
         Ok(PrivateApt { root: root.to_path_buf() })
     }
 
@@ -140,7 +140,7 @@ impl PrivateApt {
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }
-        let out = crate::tool::output(&mut cmd, &format!("{tool} {}", args.join(" ")))?;
+        let out = crate::util::hosttool::output(&mut cmd, &format!("{tool} {}", args.join(" ")))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 

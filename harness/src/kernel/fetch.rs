@@ -3,7 +3,7 @@
 
 use super::apt::PrivateApt;
 use super::{Kernel, KernelSpec, Source};
-use crate::fsutil;
+use crate::util::fsutil;
 use anyhow::{bail, Context, Result};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -88,7 +88,7 @@ fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -
 
 fn extract_deb(deb: &Path, into: &Path) -> Result<()> {
     let mut cmd = Command::new("dpkg-deb");
-    crate::tool::output(cmd.arg("-x").arg(deb).arg(into), &format!("dpkg-deb -x {}", deb.display()))?;
+    crate::util::hosttool::output(cmd.arg("-x").arg(deb).arg(into), &format!("dpkg-deb -x {}", deb.display()))?;
     Ok(())
 }
 
@@ -260,8 +260,8 @@ const ROOT_SKIP: &[&str] =
     &["usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/lintian", "usr/share/info"];
 
 /// Every file, link and directory under `root` as image entries.
-fn root_entries(root: &Path) -> Result<Vec<crate::cpio::Entry>> {
-    use crate::cpio::Entry;
+fn root_entries(root: &Path) -> Result<Vec<crate::guest::cpio::Entry>> {
+    use crate::guest::cpio::Entry;
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];

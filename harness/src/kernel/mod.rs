@@ -5,7 +5,7 @@ pub mod apt;
 pub mod fetch;
 pub mod pvh;
 
-use crate::yaml::{self, ConfigError};
+use crate::config::yaml::{self, ConfigError};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ impl Catalog {
                 .or_else(|| yaml::line_of(&text, "kernels", &k.id));
             let err = |m: String| ConfigError::new(path, line, m);
             // Ids name cache files, VM share dirs and cell ids.
-            crate::shell::check_name(&k.id).map_err(|e| err(format!("kernel id {e}")))?;
+            crate::util::shell::check_name(&k.id).map_err(|e| err(format!("kernel id {e}")))?;
             if kernels.iter().any(|s: &KernelSpec| s.id == k.id) {
                 return Err(err(format!("kernel id `{}` appears twice", k.id)));
             }
@@ -149,7 +149,7 @@ impl Catalog {
 /// 0x20E points, relative to 0x200, at a NUL-terminated string).
 pub fn bzimage_version(path: &Path) -> Option<String> {
     // A kernel image is tens of MB; a device or a huge file is not one.
-    let data = crate::fsutil::read_bounded(path, 512 << 20).ok()?;
+    let data = crate::util::fsutil::read_bounded(path, 512 << 20).ok()?;
     if data.get(0x202..0x206)? != b"HdrS" {
         return None;
     }

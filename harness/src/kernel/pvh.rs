@@ -29,11 +29,11 @@ pub fn vmlinux(vmlinuz: &Path) -> Result<Option<PathBuf>> {
     let data = std::fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
     match extract(&data)? {
         Some(elf) if has_pvh_note(&elf) => {
-            crate::fsutil::write_atomic(&out, &elf)?;
+            crate::util::fsutil::write_atomic(&out, &elf)?;
             Ok(Some(out))
         }
         _ => {
-            crate::fsutil::write_atomic(&none, b"")?;
+            crate::util::fsutil::write_atomic(&none, b"")?;
             Ok(None)
         }
     }
@@ -78,7 +78,7 @@ fn decompress(tool: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
 
 /// Whether a 64-bit little-endian ELF has the PVH entry note.
 pub fn has_pvh_note(elf: &[u8]) -> bool {
-    use crate::elf::{segments, u32_at, PT_NOTE};
+    use crate::guest::elf::{segments, u32_at, PT_NOTE};
     for seg in segments(elf).into_iter().filter(|s| s.kind == PT_NOTE) {
         let (mut off, end) = (seg.offset, seg.offset + seg.size);
         while off + 12 <= end {

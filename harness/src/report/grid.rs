@@ -3,26 +3,26 @@
 //! not pass. A kernel run with another engine than its own is a row and
 //! column of its own (`KERNEL@ENGINE`).
 
-use crate::runner::CellResult;
+use crate::run::CellResult;
 use crate::verdict::Status;
 use std::fmt::Write;
 
 /// grid.txt: the summary table (PASS / ran per source x target kind), then
 /// the per-workload grids and the cells that did not pass.
-pub fn render(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> String {
+pub fn render(cells: &[CellResult], kernels: &[String], known: &crate::verdict::known::Known) -> String {
     let (table, body) = parts(cells, kernels, known);
     format!("{table}\n{body}")
 }
 
 /// The summary table and the rest apart, so a terminal can end with the table.
-pub fn parts(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> (String, String) {
+pub fn parts(cells: &[CellResult], kernels: &[String], known: &crate::verdict::known::Known) -> (String, String) {
     (super::summary::Table::of(cells, kernels).render(), body(cells, kernels, known))
 }
 
 /// Renders the grids and the list of non-passing cells: failures no known
 /// incompatibility explains first, then the known ones with their upstream
 /// references.
-fn body(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -> String {
+fn body(cells: &[CellResult], kernels: &[String], known: &crate::verdict::known::Known) -> String {
     let mut out = String::new();
     let mut workloads: Vec<&str> = Vec::new();
     for c in cells {
@@ -83,7 +83,7 @@ fn body(cells: &[CellResult], kernels: &[String], known: &crate::known::Known) -
 mod tests {
     use super::*;
     fn cell(w: &str, s: &str, d: &str, status: Status, reason: Option<&str>) -> CellResult {
-        CellResult { reason: reason.map(str::to_string), ..crate::runner::fixture(w, s, d, status) }
+        CellResult { reason: reason.map(str::to_string), ..crate::run::fixture(w, s, d, status) }
     }
 
     #[test]

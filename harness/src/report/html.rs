@@ -13,8 +13,8 @@
 use super::load::Doc;
 use super::story::{self, Depth, Root, Story};
 use super::summary::{Square, Table};
-use crate::known::Known;
-use crate::runner::CellResult;
+use crate::run::CellResult;
+use crate::verdict::known::Known;
 use crate::verdict::Status;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -109,7 +109,7 @@ pub fn rewrite(dir: &Path, known: Option<&Known>) -> anyhow::Result<Vec<u8>> {
     let doc = Doc::load(dir)?;
     let page = render(&doc, &Roots::single(dir), known);
     let path = dir.join("report.html");
-    crate::fsutil::write_atomic(&path, page.as_bytes())?;
+    crate::util::fsutil::write_atomic(&path, page.as_bytes())?;
     // Readable by everyone, as the run's own outputs are.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;

@@ -2,7 +2,7 @@
 //! plus what the run ran on. Versioned so tools can tell formats apart.
 
 use super::Summary;
-use crate::runner::{CellResult, VmRecord};
+use crate::run::{CellResult, VmRecord};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -13,7 +13,7 @@ pub struct Results<'a> {
     pub schema: &'static str,
     pub crtest_version: &'static str,
     pub matrix: String,
-    pub accel: crate::vm::Accel,
+    pub accel: crate::vm::qemu::Accel,
     pub engine: String,
     pub seed: u64,
     pub iters: u32,
@@ -42,7 +42,7 @@ pub struct KernelInfo {
     pub engine_env: BTreeMap<String, String>,
     pub boot_secs: Option<f64>,
     /// `cold`, `saved` (booted, and saved its state) or `resumed`.
-    pub start: Option<crate::vm::Start>,
+    pub start: Option<crate::vm::qemu::Start>,
     pub console: Option<String>,
 }
 
@@ -57,7 +57,7 @@ pub fn render(results: &Results) -> anyhow::Result<Vec<u8>> {
 #[derive(Debug, Clone, Serialize)]
 pub struct VmInfo {
     pub boot_secs: Option<f64>,
-    pub start: Option<crate::vm::Start>,
+    pub start: Option<crate::vm::qemu::Start>,
     /// The console log file, relative to the output dir.
     pub console: String,
 }

@@ -14,7 +14,7 @@
 //! Written by hand rather than with the `junit-report` crate, which has no
 //! `<properties>`, no totals on the root and a fixed hostname and timestamp.
 
-use crate::runner::CellResult;
+use crate::run::CellResult;
 use crate::verdict::{Outcome, Stage, Status};
 use anyhow::{Context as _, Result};
 use serde_json::Value;
@@ -91,7 +91,8 @@ pub fn render_with(cells: &[CellResult], ctx: &Context) -> String {
 /// properties and log tails from the cells' artifacts.
 pub fn rewrite(out_dir: &Path) -> Result<()> {
     let file = out_dir.join("results.json");
-    let data = crate::fsutil::read_bounded(&file, 256 << 20).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let data =
+        crate::util::fsutil::read_bounded(&file, 256 << 20).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let doc: Value = serde_json::from_slice(&data).with_context(|| format!("{}: not JSON", file.display()))?;
     let cells: Vec<CellResult> = serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null))
         .with_context(|| format!("{}: cells", file.display()))?;
@@ -103,7 +104,7 @@ pub fn rewrite(out_dir: &Path) -> Result<()> {
 /// rest of a run's output, whatever the umask or temp-file mode.
 pub fn write_readable(path: &Path, data: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    crate::fsutil::write_atomic(path, data)?;
+    crate::util::fsutil::write_atomic(path, data)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
         .with_context(|| format!("setting the mode of {}", path.display()))
 }
@@ -217,7 +218,7 @@ fn logs_of(c: &CellResult) -> Vec<String> {
         Stage::Finish => vec![art("restore.dmesg")],
         Stage::BootSrc => vec![Some(format!("vms/{}.console.log", c.cell.src_kind()))],
         Stage::BootDst => vec![
-            Some(format!("vms/{}.console.log", crate::runner::target_vm(&c.cell.dst_kind(), false))),
+            Some(format!("vms/{}.console.log", crate::run::target_vm(&c.cell.dst_kind(), false))),
             Some(format!("vms/{}.console.log", c.cell.dst_kind())),
         ],
         _ => vec![],
@@ -362,7 +363,7 @@ pub(crate) mod tests {
     use crate::verdict::StageRecord;
 
     pub(crate) fn mk(d: &str, status: Status, reason: Option<&str>) -> CellResult {
-        let mut c = crate::runner::fixture("counter", "6.1", d, status);
+        let mut c = crate::run::fixture("counter", "6.1", d, status);
         c.cell.control = (d != "6.1").then(|| "counter/6.1->6.1".to_string());
         CellResult { reason: reason.map(str::to_string), ..c }
     }

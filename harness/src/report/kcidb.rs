@@ -20,7 +20,7 @@
 //! not run. The reason (and crtest's own status) goes in `log_excerpt` and
 //! `misc`.
 
-use crate::runner::CellResult;
+use crate::run::CellResult;
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 
@@ -37,7 +37,7 @@ const EXCERPT_CHARS: usize = 16384;
 pub fn export(doc: &Value, raw: &[u8], out_dir: Option<&std::path::Path>) -> Result<Value> {
     let cells: Vec<CellResult> =
         serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null)).context("results cells")?;
-    let run = format!("{ORIGIN}:run-{}", &crate::fsutil::sha256_hex(raw)[..16]);
+    let run = format!("{ORIGIN}:run-{}", &crate::util::fsutil::sha256_hex(raw)[..16]);
     let not_run: Vec<(&str, &str, &str, &str)> = doc
         .get("not_run")
         .and_then(Value::as_array)

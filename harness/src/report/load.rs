@@ -3,7 +3,7 @@
 //! report and `crtest show`. Run-level fields are optional so that a merged
 //! or older document still renders; cells are the runner's own type.
 
-use crate::runner::CellResult;
+use crate::run::CellResult;
 use anyhow::Context;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -70,7 +70,7 @@ impl Doc {
     /// Reads `DIR/results.json`.
     pub fn load(dir: &Path) -> anyhow::Result<Doc> {
         let path = dir.join("results.json");
-        let data = crate::fsutil::read_bounded(&path, MAX_BYTES)
+        let data = crate::util::fsutil::read_bounded(&path, MAX_BYTES)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         Doc::parse(&data).with_context(|| format!("parsing {}", path.display()))
     }

@@ -2,7 +2,7 @@
 //! runs or a half-written file: everything is built in a staging directory
 //! next to the target and moved into place entry by entry, results last.
 
-use crate::fsutil;
+use crate::util::fsutil;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -75,18 +75,18 @@ impl Staging {
         let dir = out.join(format!(".staging-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        crate::reaper::scratch(&dir);
+        crate::vm::reaper::scratch(&dir);
         Ok(Staging { dir, out: out.to_path_buf() })
     }
 
     pub fn write(&self, name: &str, data: &[u8]) -> Result<()> {
-        anyhow::ensure!(crate::reaper::may_write(), "interrupted: results not written");
+        anyhow::ensure!(crate::vm::reaper::may_write(), "interrupted: results not written");
         fsutil::write_atomic(&self.dir.join(name), data)
     }
 
     /// Moves staged entries into the output dir; `last` go last, in order.
     pub fn commit(self, last: &[&str]) -> Result<()> {
-        anyhow::ensure!(crate::reaper::may_write(), "interrupted: results not written");
+        anyhow::ensure!(crate::vm::reaper::may_write(), "interrupted: results not written");
         publish_modes(&self.dir)?;
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok())
@@ -101,7 +101,7 @@ impl Staging {
             std::fs::rename(&from, &to).with_context(|| format!("moving {} into place", to.display()))?;
         }
         std::fs::remove_dir(&self.dir)?;
-        crate::reaper::unscratch(&self.dir);
+        crate::vm::reaper::unscratch(&self.dir);
         Ok(())
     }
 }

@@ -1,9 +1,9 @@
 //! Progress on stderr: one plain line per event, so CI logs read well and a
 //! terminal shows cells done, failing so far and an ETA.
 
-use crate::runner::{Event, Reporter};
+use crate::run::{Event, Reporter};
 use crate::verdict::Status;
-use crate::vm::Start;
+use crate::vm::qemu::Start;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;

@@ -7,7 +7,7 @@
 //! paths from results.json must stay inside the output directory.
 
 use crate::convert::StepRecord;
-use crate::runner::CellResult;
+use crate::run::CellResult;
 use crate::verdict::{Outcome, Status};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
@@ -121,7 +121,7 @@ impl Depth {
 }
 
 impl Story {
-    pub fn of(c: &CellResult, root: &Root, known: Option<&crate::known::Known>, depth: Depth) -> Story {
+    pub fn of(c: &CellResult, root: &Root, known: Option<&crate::verdict::known::Known>, depth: Depth) -> Story {
         let dir = c.artifacts.as_deref().filter(|a| inside(a)).map(|a| (a, root.disk.join(a)));
         let deep = depth == Depth::Full || c.status != Status::Pass;
         let read = |name: &str| dir.as_ref().and_then(|(_, d)| read_text(&d.join(name), FILE_MAX));
@@ -133,7 +133,7 @@ impl Story {
                     _ => None,
                 };
                 let state = match (read("dump.state"), read("restore.state")) {
-                    (Some(b), Some(a)) => crate::snapshot::compare(&b, &a),
+                    (Some(b), Some(a)) => crate::verdict::snapshot::compare(&b, &a),
                     _ => None,
                 };
                 let logs = dir
@@ -162,7 +162,7 @@ impl Story {
     }
 }
 
-fn known_ref(id: &str, known: Option<&crate::known::Known>) -> KnownRef {
+fn known_ref(id: &str, known: Option<&crate::verdict::known::Known>) -> KnownRef {
     let entry = known.and_then(|k| k.get(id));
     KnownRef {
         id: id.to_string(),
@@ -195,7 +195,7 @@ fn read_text(path: &Path, max: u64) -> Option<String> {
     if !meta.is_file() {
         return None;
     }
-    let data = crate::fsutil::read_bounded(path, max).ok()?;
+    let data = crate::util::fsutil::read_bounded(path, max).ok()?;
     Some(String::from_utf8_lossy(&data).into_owned())
 }
 

@@ -1,9 +1,9 @@
 //! The workload library: `workloads/workloads.yaml` descriptions and the
 //! static binaries built from `workloads/NAME.c`.
 
-use crate::fsutil;
+use crate::config::yaml::{self, ConfigError};
 use crate::kernel::Version;
-use crate::yaml::{self, ConfigError};
+use crate::util::fsutil;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,16 +128,16 @@ impl Workload {
     /// steps and dump point in range, a parseable `min_kernel`.
     pub fn validate(&self) -> Result<(), String> {
         let name = &self.name;
-        crate::shell::check_name(name).map_err(|e| format!("workload name {e}"))?;
+        crate::util::shell::check_name(name).map_err(|e| format!("workload name {e}"))?;
         let field = |what: &str, v: &Option<String>| match v {
-            Some(v) => crate::shell::check_name(v).map_err(|e| format!("workload `{name}`: {what} {e}")),
+            Some(v) => crate::util::shell::check_name(v).map_err(|e| format!("workload `{name}`: {what} {e}")),
             None => Ok(()),
         };
         field("program", &self.program)?;
         field("dump_root", &self.dump_root)?;
         field("transcript", &self.transcript)?;
         for key in self.env.keys() {
-            crate::shell::check_env_key(key).map_err(|e| format!("workload `{name}`: {e}"))?;
+            crate::util::shell::check_env_key(key).map_err(|e| format!("workload `{name}`: {e}"))?;
         }
         if !STEPS.contains(&self.steps) || self.dump_after == 0 || self.dump_after >= self.steps {
             return Err(format!(
@@ -215,7 +215,7 @@ impl Library {
             let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
             let data = fsutil::read_bounded(&path, PROGRAM_MAX_BYTES)
                 .map_err(|e| err(format!("program `{}`: {}: {e}", p.name, path.display())))?;
-            crate::elf::check_static_executable(&data).map_err(|why| {
+            crate::guest::elf::check_static_executable(&data).map_err(|why| {
                 err(format!(
                     "program `{}`: {} is not a statically linked x86_64 executable: {why}",
                     p.name,

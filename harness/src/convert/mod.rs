@@ -6,10 +6,13 @@
 //! contract `CMD IN_DIR OUT_DIR`, with `CRTEST_FROM` and `CRTEST_TO` naming
 //! the format versions, exit status 0 on success and messages on stderr.
 
-use crate::crit::{self, Crit};
-use crate::formats::{StepSpec, Using};
-use crate::fsutil;
+pub mod crit;
+pub mod images;
+
+use crate::config::formats::{StepSpec, Using};
+use crate::util::fsutil;
 use anyhow::{Context, Result};
+use crit::Crit;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -67,7 +70,7 @@ impl External {
             });
         }
         let mut child = cmd.spawn().with_context(|| format!("running converter {}", self.command.display()))?;
-        crate::reaper::register(child.id() as i32);
+        crate::vm::reaper::register(child.id() as i32);
         let stderr = child.stderr.take().expect("piped");
         let reader = std::thread::spawn(move || tail_of(stderr));
         let deadline = Instant::now() + self.timeout;
@@ -89,7 +92,7 @@ impl External {
         // stderr open) goes with it: the step is over.
         let _ =
             nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
-        crate::reaper::unregister(child.id() as i32);
+        crate::vm::reaper::unregister(child.id() as i32);
         // A grandchild may keep stderr open after a kill; the group kill
         // above closes it, so the reader ends.
         let tail = reader.join().unwrap_or_default();
@@ -241,8 +244,8 @@ impl Converter for PagemapNrPages {
             let kind = std::fs::symlink_metadata(&path)?.file_type();
             anyhow::ensure!(kind.is_file(), "{name}: expected a regular file, found a link or special file");
             let data = fsutil::read_bounded(&path, 1 << 30).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            let mut img = crate::images::ImageFile::parse(&data).with_context(|| name.clone())?;
-            crate::images::pagemap_to_4_1(&mut img).with_context(|| name.clone())?;
+            let mut img = crate::convert::images::ImageFile::parse(&data).with_context(|| name.clone())?;
+            crate::convert::images::pagemap_to_4_1(&mut img).with_context(|| name.clone())?;
             // A new file renamed over the copy, never the copy's target.
             fsutil::write_atomic(&path, &img.to_bytes())?;
         }

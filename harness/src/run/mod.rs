@@ -9,16 +9,16 @@
 //!
 //! The runner only emits events; reporters render them.
 
+use crate::config::matrix::Timeouts;
+use crate::config::workload::Library;
 use crate::convert::{self, Converter, StepRecord};
 use crate::engine::{self, rc, OpPaths};
-use crate::guest::GuestImage;
+use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
-use crate::matrix::Timeouts;
 use crate::plan::{Cell, Plan};
 use crate::verdict::{self, Outcome, Stage, StageRecord, Status};
-use crate::vm::{BootSpec, Start, Vm, VmConfig};
-use crate::vmstate;
-use crate::workload::Library;
+use crate::vm::qemu::{BootSpec, Start, Vm, VmConfig};
+use crate::vm::vmstate;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -91,8 +91,8 @@ pub struct Setup {
     /// `criu-4.1`), which decides its image format.
     pub engine_names: BTreeMap<String, String>,
     /// Chains between formats, and each format's crit they need.
-    pub formats: crate::formats::Formats,
-    pub crits: BTreeMap<String, crate::crit::Crit>,
+    pub formats: crate::config::formats::Formats,
+    pub crits: BTreeMap<String, crate::convert::crit::Crit>,
     /// Moves each dump point (see `plan::dump_point`); recorded in results.
     pub seed: u64,
     /// Dump/restore rounds per cell (1 = the cross-kernel one only).
@@ -257,7 +257,7 @@ pub fn run(
     let emit = |ready: Vec<CellResult>| {
         for r in ready {
             // A cell judged after an interrupt may carry the interrupt's damage.
-            if crate::reaper::interrupted() {
+            if crate::vm::reaper::interrupted() {
                 cut_short.lock().unwrap().insert(r.cell.id.clone());
                 continue;
             }
@@ -363,7 +363,7 @@ impl Runner<'_> {
                 Slot::Down(why) => Err(why.clone()),
             };
         }
-        if crate::reaper::interrupted() {
+        if crate::vm::reaper::interrupted() {
             return Err("crtest was interrupted".into());
         }
         self.reporter.event(&Event::Booting { kernel: kernel.into() });
@@ -407,11 +407,11 @@ impl Runner<'_> {
     }
 
     /// Runs a script on `kernel`'s VM. A VM-level fault marks the VM down.
-    fn guest(&self, kernel: &str, label: &str, script: &str) -> Result<crate::vm::CmdResult, String> {
+    fn guest(&self, kernel: &str, label: &str, script: &str) -> Result<crate::vm::qemu::CmdResult, String> {
         let handle = self.slot(kernel);
         let mut guard = handle.lock().unwrap();
         let (slot, _) = guard.as_mut().ok_or("VM not booted")?;
-        if crate::reaper::interrupted() {
+        if crate::vm::reaper::interrupted() {
             return Err("crtest was interrupted".into());
         }
         let vm = match slot {
@@ -666,7 +666,10 @@ impl Runner<'_> {
                     let before = dump.out.as_ref().and_then(|d| std::fs::read_to_string(d.join("before.snap")).ok());
                     let after = std::fs::read_to_string(self.share_out(kernel, &restore_op).join("after.snap")).ok();
                     let (e, a) = (expected.as_deref(), actual.as_deref());
-                    let mem = crate::memcheck::Digests::load(dump.out.as_deref(), &self.share_out(kernel, &restore_op));
+                    let mem = crate::verdict::memcheck::Digests::load(
+                        dump.out.as_deref(),
+                        &self.share_out(kernel, &restore_op),
+                    );
                     let v = verdict::judge_with_state(&stages, e, a, before.as_deref(), after.as_deref(), &mem);
                     stages.push(StageRecord {
                         stage: Stage::Compare,
@@ -696,7 +699,7 @@ impl Runner<'_> {
 
     /// Why `w` cannot run on `kernel` (an engine feature it needs is missing),
     /// probing every feature of the library once per kernel.
-    fn unsupported(&self, kernel: &str, w: &crate::workload::Workload) -> Option<String> {
+    fn unsupported(&self, kernel: &str, w: &crate::config::workload::Workload) -> Option<String> {
         if w.features.is_empty() {
             return None;
         }
@@ -740,7 +743,7 @@ impl Runner<'_> {
         let dst = self.work.join(format!("vm-{kernel}")).join("in").join(&restore_op.id);
         let t = Instant::now();
         // An interrupted run's scratch is being removed: do not recreate it.
-        let copied = match crate::reaper::interrupted() {
+        let copied = match crate::vm::reaper::interrupted() {
             true => Err(std::io::Error::other("crtest was interrupted")),
             false => {
                 std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")))
@@ -857,8 +860,10 @@ impl Runner<'_> {
                         std::fs::read_to_string(out.join("before.snap")),
                         std::fs::read_to_string(out.join("after.snap")),
                     ) {
-                        (Ok(b), Ok(a)) => match crate::snapshot::compare(&b, &a) {
-                            None => verdict::round_memory(&crate::memcheck::Digests::load(Some(&out), &out), round),
+                        (Ok(b), Ok(a)) => match crate::verdict::snapshot::compare(&b, &a) {
+                            None => {
+                                verdict::round_memory(&crate::verdict::memcheck::Digests::load(Some(&out), &out), round)
+                            }
                             Some(d) => Outcome::Failed(format!("round {round}: process state: {d}")),
                         },
                         _ => Outcome::Broken(format!("round {round}: no state snapshot")),
@@ -930,7 +935,7 @@ impl Runner<'_> {
         dump: &OpRecord,
         restored: &Path,
     ) -> Option<String> {
-        if crate::reaper::interrupted() {
+        if crate::vm::reaper::interrupted() {
             return None;
         }
         let rel = format!("cells/{}/{}--{}", cell.workload, cell.src_kind(), cell.dst_kind());
@@ -950,13 +955,13 @@ impl Runner<'_> {
         copy(dump.out.as_ref().map(|d| d.join("dmesg")), "dump.dmesg");
         copy(dump.out.as_ref().map(|d| d.join("before.snap")), "dump.state");
         copy(Some(restored.join("after.snap")), "restore.state");
-        crate::memcheck::keep(dump.out.as_deref(), restored, &dir, status == Status::Pass);
+        crate::verdict::memcheck::keep(dump.out.as_deref(), restored, &dir, status == Status::Pass);
         if status != Status::Pass {
             if let Some(img) = dump.out.as_ref().map(|d| d.join("img")).filter(|d| d.is_dir()) {
                 // Big memory images would swamp the results; say where they were instead.
-                let size = crate::fsutil::dir_size(&img);
+                let size = crate::util::fsutil::dir_size(&img);
                 if size <= IMAGES_KEPT_MAX {
-                    let _ = crate::fsutil::copy_dir(&img, &dir.join("images"));
+                    let _ = crate::util::fsutil::copy_dir(&img, &dir.join("images"));
                 } else {
                     let note = format!("images not kept: {} MiB (limit {} MiB)\n", size >> 20, IMAGES_KEPT_MAX >> 20);
                     let _ = std::fs::write(dir.join("images.txt"), note);

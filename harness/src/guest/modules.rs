@@ -77,7 +77,10 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
         Some("gz") => "gzip",
         _ => return std::fs::read(path).with_context(|| format!("reading {}", path.display())),
     };
-    let out = crate::tool::output(Command::new(tool).arg("-dc").arg(path), &format!("{tool} -dc {}", path.display()))?;
+    let out = crate::util::hosttool::output(
+        Command::new(tool).arg("-dc").arg(path),
+        &format!("{tool} -dc {}", path.display()),
+    )?;
     Ok(out.stdout)
 }
 

@@ -8,8 +8,8 @@
 //! script into the 9p share and sends `run ID`; the guest answers
 //! `CRTEST-END ID rc`.
 
-use crate::qmp::Qmp;
-use crate::reaper;
+use crate::vm::qmp::Qmp;
+use crate::vm::reaper;
 use rexpect::error::Error as ExpectError;
 use rexpect::session::PtySession;
 use std::path::{Path, PathBuf};
@@ -116,12 +116,12 @@ pub fn console_args(dir: &Path) -> Vec<String> {
 
 /// Starts the guest from a saved state instead of from its kernel.
 pub fn incoming_args(state: &Path) -> Vec<String> {
-    vec!["-incoming".into(), format!("exec:cat {}", crate::shell::quote(&state.display().to_string()))]
+    vec!["-incoming".into(), format!("exec:cat {}", crate::util::shell::quote(&state.display().to_string()))]
 }
 
 /// The migration URI that writes a guest's state to `path`.
 pub fn outgoing_uri(path: &Path) -> String {
-    format!("exec:cat > {}", crate::shell::quote(&path.display().to_string()))
+    format!("exec:cat > {}", crate::util::shell::quote(&path.display().to_string()))
 }
 
 /// The line that lets a paused guest go on: the host's clock and fresh

@@ -6,7 +6,7 @@
 //! downward); a step with no converter is never replaced by an identity.
 //! Which format an engine speaks is declared in `kernels/engines.yaml`.
 
-use crate::yaml::{self, ConfigError};
+use crate::config::yaml::{self, ConfigError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,7 +95,7 @@ impl Formats {
             return Err(err(at("versions", "versions"), "expected at least one version in `versions`".into()));
         }
         for (i, v) in raw.versions.iter().enumerate() {
-            crate::shell::check_name(v).map_err(|e| err(at("versions", v), format!("version {e}")))?;
+            crate::util::shell::check_name(v).map_err(|e| err(at("versions", v), format!("version {e}")))?;
             if raw.versions[..i].contains(v) {
                 return Err(err(at("versions", v), format!("version `{v}` appears twice in `versions`")));
             }

@@ -2,23 +2,24 @@
 //! modules CRIU needs (dependency closure), an engine's userspace and the
 //! workload binaries. Cached by content hash.
 
-use crate::cpio::{self, Entry, Kind};
 use crate::engine::Engine;
+use crate::guest::cpio::{self, Entry, Kind};
+use crate::guest::modules;
 use crate::kernel::Kernel;
-use crate::{fsutil, modules};
+use crate::util::fsutil;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const INIT: &str = include_str!("../assets/init.sh");
+pub const INIT: &str = include_str!("../../assets/init.sh");
 /// Where workload binaries live in the guest (same path on every kernel, as
 /// CRIU restores executables by path).
 pub const WORKLOAD_BIN_DIR: &str = "/opt/crtest/bin";
 /// The page digest helper the CRIU action script runs (see `memcheck`),
 /// outside the workload directory so no workload name can shadow it.
 pub const MEMDIGEST: &str = "/opt/crtest/libexec/memdigest";
-const MEMDIGEST_SRC: &str = include_str!("../assets/memdigest.c");
+const MEMDIGEST_SRC: &str = include_str!("../../assets/memdigest.c");
 
 /// Modules without which the guest cannot talk to the host.
 const REQUIRED_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
@@ -118,7 +119,7 @@ pub fn build(
     for (name, bin) in workloads {
         tree.add(Entry::file(&format!("{WORKLOAD_BIN_DIR}/{name}"), 0o755, bin.clone()));
     }
-    let memdigest = crate::workload::compile_cached("memdigest", MEMDIGEST_SRC.as_bytes(), cache)
+    let memdigest = crate::config::workload::compile_cached("memdigest", MEMDIGEST_SRC.as_bytes(), cache)
         .context("building the page digest helper")?;
     tree.add(Entry::file(MEMDIGEST.trim_start_matches('/'), 0o755, memdigest));
     add_busybox(&mut tree)?;
@@ -181,7 +182,7 @@ fn add_busybox(tree: &mut Tree) -> Result<()> {
 
 /// An ELF file with no PT_INTERP program header (no dynamic loader).
 pub fn is_static_elf(data: &[u8]) -> bool {
-    crate::elf::check_static_executable(data).is_ok()
+    crate::guest::elf::check_static_executable(data).is_ok()
 }
 
 /// Finds `name` on PATH (plus the sbin directories root would have).

@@ -4,8 +4,8 @@
 //! Each entry names the evidence: the engine's own line it matches, the
 //! control that passed, and the upstream kernel or CRIU change behind it.
 
+use crate::config::yaml::ConfigError;
 use crate::kernel::Version;
-use crate::yaml::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -105,10 +105,10 @@ impl Known {
         if !path.exists() {
             return Ok(Known::default());
         }
-        let (raw, text): (RawFile, String) = crate::yaml::load(path)?;
+        let (raw, text): (RawFile, String) = crate::config::yaml::load(path)?;
         let mut out: Vec<Incompatibility> = Vec::new();
         for e in raw.incompatibilities {
-            let line = crate::yaml::line_of(&text, "incompatibilities", &format!("id: {}", e.id));
+            let line = crate::config::yaml::line_of(&text, "incompatibilities", &format!("id: {}", e.id));
             let err = |m: String| ConfigError::new(path, line, m);
             if out.iter().any(|o| o.id == e.id) {
                 return Err(err(format!("incompatibility `{}` is listed twice", e.id)));

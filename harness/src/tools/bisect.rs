@@ -4,8 +4,8 @@
 //! harness ERROR, SKIP) are skipped, never counted as bad, like syzkaller's
 //! and ktest's bisections.
 
+use crate::config::formats::{Formats, StepSpec};
 use crate::engine::EngineSpec;
-use crate::formats::{Formats, StepSpec};
 
 /// What one probe of a version found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +187,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("formats.yaml");
         std::fs::write(&p, text).unwrap();
-        Formats::load(&p, &crate::formats::tests::engines_of(&["4.1", "4.2"])).unwrap()
+        Formats::load(&p, &crate::config::formats::tests::engines_of(&["4.1", "4.2"])).unwrap()
     }
 
     #[test]
@@ -207,7 +207,7 @@ mod tests {
         let found = bisect(&axis, "criu-4.2", "criu-3.17", &mut probe, &mut |_| {}).unwrap();
         assert_eq!((found.first_bad.as_str(), found.last_good.as_str()), ("criu-3.17", "criu-4.1"));
         // A format no engine writes has no engine to restore with.
-        let engines = crate::formats::tests::engines_of(&["4.1", "4.2"]);
+        let engines = crate::config::formats::tests::engines_of(&["4.1", "4.2"]);
         assert_eq!(engine_for_format(&f, &engines, "criu-4.1").as_deref(), Some("criu-4.1"));
         assert_eq!(engine_for_format(&f, &engines, "criu-5.0"), None);
     }

@@ -5,10 +5,10 @@
 //! the guest init. Their exit codes are the contract below; they never decide
 //! verdicts, they only report what happened.
 
-use crate::cpio::Entry;
-use crate::guest::{self, MEMDIGEST, WORKLOAD_BIN_DIR};
-use crate::shell::quote;
-use crate::workload::Workload;
+use crate::config::workload::Workload;
+use crate::guest::cpio::Entry;
+use crate::guest::image::{self, MEMDIGEST, WORKLOAD_BIN_DIR};
+use crate::util::shell::quote;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,17 +73,17 @@ struct RawEngines {
 }
 
 /// The engines catalog; `host` is always there.
-pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, crate::yaml::ConfigError> {
-    let (mut raw, text): (RawEngines, _) = crate::yaml::load(path)?;
+pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, crate::config::yaml::ConfigError> {
+    let (mut raw, text): (RawEngines, _) = crate::config::yaml::load(path)?;
     for e in &mut raw.engines {
         // Engine ids name guest kinds, VMs and directories.
-        let bad = crate::shell::check_name(&e.id)
+        let bad = crate::util::shell::check_name(&e.id)
             .err()
             .or_else(|| env_file(&e.env).err().map(|e| format!("{e:#}")))
             .or_else(|| check_source(e).err());
         if let Some(why) = bad {
-            let line = crate::yaml::line_of(&text, "engines", &e.id);
-            return Err(crate::yaml::ConfigError::new(path, line, format!("engine `{}`: {why}", e.id)));
+            let line = crate::config::yaml::line_of(&text, "engines", &e.id);
+            return Err(crate::config::yaml::ConfigError::new(path, line, format!("engine `{}`: {why}", e.id)));
         }
         // The binary itself is checked when a run uses it: a missing one
         // must not stop runs of the other engines.
@@ -195,7 +195,7 @@ fn check_binary(path: &Path) -> Result<Binary, LocalEngineError> {
         return Err(invalid(format!("{} bytes: expected at most {LOCAL_MAX_BYTES}", meta.len())));
     }
     let data = std::fs::read(&path).map_err(|e| invalid(e.to_string()))?;
-    crate::elf::check_executable(&data).map_err(|why| invalid(format!("{why}: expected a criu binary")))?;
+    crate::guest::elf::check_executable(&data).map_err(|why| invalid(format!("{why}: expected a criu binary")))?;
     Ok(Binary { path, data })
 }
 
@@ -226,11 +226,11 @@ fn version_of(path: &Path) -> Result<String, LocalEngineError> {
     let text = String::from_utf8_lossy(&out.stdout);
     match (out.status.success(), parse_version(&text)) {
         (true, Some(v)) => Ok(v),
-        (true, None) => Err(broken(format!("printed no `Version:` line: {}", crate::shell::printable(&text)))),
+        (true, None) => Err(broken(format!("printed no `Version:` line: {}", crate::util::shell::printable(&text)))),
         (false, _) => {
             let err = String::from_utf8_lossy(&out.stderr);
             let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-            Err(broken(format!("failed ({}) {}", out.status, crate::shell::printable(last)).trim_end().into()))
+            Err(broken(format!("failed ({}) {}", out.status, crate::util::shell::printable(last)).trim_end().into()))
         }
     }
 }
@@ -248,10 +248,10 @@ fn parse_version(text: &str) -> Option<String> {
 pub fn local_spec(path: &Path, catalog: &[EngineSpec]) -> Result<EngineSpec, LocalEngineError> {
     let bin = check_binary(path)?;
     let version = version_of(&bin.path)?;
-    let format = crate::formats::format_of_version(&version)
+    let format = crate::config::formats::format_of_version(&version)
         .ok_or_else(|| LocalEngineError::Broken(bin.path.clone(), format!("version `{version}` is not MAJOR.MINOR")))?;
     Ok(EngineSpec {
-        id: format!("local-{}", &crate::fsutil::sha256_hex(&bin.data)[..12]),
+        id: format!("local-{}", &crate::util::fsutil::sha256_hex(&bin.data)[..12]),
         suite: String::new(),
         package: String::new(),
         local: Some(bin.path),
@@ -264,7 +264,7 @@ pub fn local_spec(path: &Path, catalog: &[EngineSpec]) -> Result<EngineSpec, Loc
 impl Engine {
     /// The host's CRIU with its shared libraries.
     pub fn host_criu() -> Result<Self> {
-        let criu = guest::which("criu").context("criu is not installed on the host (apt-get install criu)")?;
+        let criu = image::which("criu").context("criu is not installed on the host (apt-get install criu)")?;
         let out = Command::new(&criu).arg("--version").output().context("running criu --version")?;
         let text = String::from_utf8_lossy(&out.stdout);
         let version = parse_version(&text).with_context(|| format!("unexpected `criu --version` output: {text}"))?;
@@ -286,9 +286,9 @@ impl Engine {
 /// for criu at /usr/sbin/criu whatever the host path.
 fn criu_files(criu: &Path) -> Result<Vec<Entry>> {
     let data = std::fs::read(criu).with_context(|| format!("reading {}", criu.display()))?;
-    let mut files = match guest::is_static_elf(&data) {
+    let mut files = match image::is_static_elf(&data) {
         true => vec![Entry::file("usr/sbin/criu", 0o755, data)],
-        false => guest::host_program_with_libs(criu)?,
+        false => image::host_program_with_libs(criu)?,
     };
     files[0].path = "usr/sbin/criu".into();
     Ok(files)
@@ -497,7 +497,7 @@ fn mem_file(snap: &str) -> String {
 /// directory (`$D` in the scripts), e.g. `--root={dir}`. Only `$D` is
 /// spliced in: the rest of each option stays single-quoted.
 fn options(opts: &[String]) -> String {
-    opts.iter().map(|o| crate::shell::quote_with_var(o, "{dir}", "D")).collect::<Vec<_>>().join(" ")
+    opts.iter().map(|o| crate::util::shell::quote_with_var(o, "{dir}", "D")).collect::<Vec<_>>().join(" ")
 }
 
 /// Shell that points `$PID` at the process to dump: the started program,
@@ -730,7 +730,7 @@ mod tests {
         }
     }
 
-    fn catalog(text: &str) -> Result<Vec<EngineSpec>, crate::yaml::ConfigError> {
+    fn catalog(text: &str) -> Result<Vec<EngineSpec>, crate::config::yaml::ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("engines.yaml"), text).unwrap();
         load_catalog(&dir.path().join("engines.yaml"))
@@ -751,7 +751,7 @@ mod tests {
 
     #[test]
     fn a_binary_by_path_is_checked_and_named_by_content() {
-        let specs = crate::formats::tests::engines_of(&["3.17", "4.1"]);
+        let specs = crate::config::formats::tests::engines_of(&["3.17", "4.1"]);
         let mut specs = specs;
         specs[0].env.insert("GLIBC_TUNABLES".into(), "glibc.pthread.rseq=0".into());
         let dir = tempfile::tempdir().unwrap();
@@ -767,12 +767,12 @@ mod tests {
         std::fs::copy("/bin/false", &falsy).unwrap();
         let e = local_spec(&falsy, &specs).unwrap_err();
         assert!(matches!(e, LocalEngineError::Broken(..)) && e.to_string().contains("failed (exit status: 1)"), "{e}");
-        let Some(host) = guest::which("criu") else { return };
+        let Some(host) = image::which("criu") else { return };
         let copy = dir.path().join("criu-copy");
         std::fs::copy(&host, &copy).unwrap();
         let spec = local_spec(&copy, &specs).unwrap();
         assert!(spec.id.starts_with("local-") && spec.id.len() == 18, "{}", spec.id);
-        crate::shell::check_name(&spec.id).unwrap();
+        crate::util::shell::check_name(&spec.id).unwrap();
         if spec.format == "criu-3.17" {
             assert_eq!(spec.env["GLIBC_TUNABLES"], "glibc.pthread.rseq=0");
         }

@@ -2,9 +2,11 @@
 //! filtered, and the operations they need (one dump per workload and source,
 //! restored on every target).
 
+pub mod partition;
+
+use crate::config::matrix::Matrix;
+use crate::config::workload::Library;
 use crate::kernel::Catalog;
-use crate::matrix::Matrix;
-use crate::workload::Library;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -65,7 +67,7 @@ pub struct Filters {
     pub kernels: Vec<String>,
     pub workloads: Vec<String>,
     /// Only the cells of this slice (`--partition K/N`).
-    pub partition: Option<crate::partition::Partition>,
+    pub partition: Option<crate::plan::partition::Partition>,
     /// Run cells of engines a workload declares a known gap of.
     pub run_known_gaps: bool,
     /// Keep only cells whose id matches one of these globs (`-t`).
@@ -85,7 +87,7 @@ impl Filters {
     /// and kind filters. A cell left out here may come back as the control
     /// of a kept one: a cross cell is judged against its control.
     pub fn keeps(&self, id: &str, src_kind: &str, dst_kind: &str) -> bool {
-        let globbed = |globs: &[String]| globs.iter().any(|g| crate::glob::matches(g, id));
+        let globbed = |globs: &[String]| globs.iter().any(|g| crate::config::glob::matches(g, id));
         let kinds = |wanted: &[String], kind: &str| wanted.is_empty() || wanted.iter().any(|w| kind_matches(w, kind));
         (self.tests.is_empty() || globbed(&self.tests))
             && !globbed(&self.excludes)
@@ -132,7 +134,7 @@ fn missing_chain(matrix: &Matrix, dump_engine: &str, restore_engine: &str) -> Op
 }
 
 /// The conversion steps a cell's images go through (none within one format).
-pub fn chain_of(matrix: &Matrix, cell: &Cell) -> Vec<crate::formats::StepSpec> {
+pub fn chain_of(matrix: &Matrix, cell: &Cell) -> Vec<crate::config::formats::StepSpec> {
     let (a, b) = (engine_of(matrix, &cell.src_kind()).to_string(), engine_of(matrix, &cell.dst_kind()).to_string());
     match (a == b, matrix.formats.of_engine(&a), matrix.formats.of_engine(&b)) {
         (false, Some(x), Some(y)) => matrix.formats.chain(&x, &y).unwrap_or_default(),
@@ -264,7 +266,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::tests::{fixtures, matrix};
+    use crate::config::matrix::tests::{fixtures, matrix};
 
     #[test]
     fn cells_skips_and_dumps() {

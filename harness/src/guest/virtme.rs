@@ -19,7 +19,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `virtme-run` from PATH, else from the cache's venv (created on first use).
 pub fn ensure_installed(cache: &Path) -> Result<PathBuf> {
-    if let Some(found) = crate::guest::which("virtme-run") {
+    if let Some(found) = crate::guest::image::which("virtme-run") {
         return Ok(found);
     }
     let venv = cache.join("virtme");
@@ -86,9 +86,9 @@ pub fn time_once(virtme_run: &Path, image: &Path, release: &str) -> Result<f64> 
         .spawn()
         .context("starting virtme-run")?;
     let pid = child.id() as i32;
-    crate::reaper::register(pid);
+    crate::vm::reaper::register(pid);
     let status = wait_with_timeout(child, RUN_TIMEOUT);
-    crate::reaper::unregister(pid);
+    crate::vm::reaper::unregister(pid);
     let secs = started.elapsed().as_secs_f64();
     let status = status?;
     let (out, err) = (read_all(&mut stdout)?, read_all(&mut stderr)?);

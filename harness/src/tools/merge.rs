@@ -42,7 +42,7 @@ const MAX_BYTES: u64 = 256 << 20;
 /// Reads `DIR/results.json`, returning its path (for error messages) and content.
 pub fn load_dir(dir: &Path) -> anyhow::Result<(PathBuf, Value)> {
     let path = dir.join("results.json");
-    let data = crate::fsutil::read_bounded(&path, MAX_BYTES)
+    let data = crate::util::fsutil::read_bounded(&path, MAX_BYTES)
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     let doc = serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))?;
     Ok((path, doc))
@@ -120,7 +120,7 @@ fn collect_cells(docs: &[(PathBuf, Value)]) -> Result<Vec<Value>, MergeError> {
             }
             // The reports are rebuilt from typed cells: say which cell of
             // which file lacks what, here rather than later without either.
-            if let Err(e) = serde_json::from_value::<crate::runner::CellResult>(cell.clone()) {
+            if let Err(e) = serde_json::from_value::<crate::run::CellResult>(cell.clone()) {
                 return Err(malformed(format!("cell {id}: {e}")));
             }
             if let Some(first) = owner.insert(id.to_string(), path) {

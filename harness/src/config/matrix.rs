@@ -1,10 +1,10 @@
 //! The matrix file: which kernels, workloads and kernel pairs to run.
 //! Raw YAML (`deny_unknown_fields`) is kept apart from the validated form.
 
+use crate::config::workload::Library;
+use crate::config::yaml::{self, ConfigError};
 use crate::kernel::Catalog;
-use crate::vm::Accel;
-use crate::workload::Library;
-use crate::yaml::{self, ConfigError};
+use crate::vm::qemu::Accel;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,7 +35,7 @@ struct RawMatrix {
     converter: Option<String>,
     /// The user's own programs, described like library workloads plus `path`.
     #[serde(default)]
-    programs: Vec<crate::workload::Workload>,
+    programs: Vec<crate::config::workload::Workload>,
     /// A formats file replacing the project's `converters/formats.yaml`
     /// (relative to the matrix file).
     #[serde(default)]
@@ -149,7 +149,7 @@ pub struct Matrix {
     /// None for identity, else the converter command used between images of
     /// one format (chains between formats come from `formats`).
     pub converter: Option<PathBuf>,
-    pub formats: crate::formats::Formats,
+    pub formats: crate::config::formats::Formats,
     /// The library plus this matrix's `programs:`.
     pub library: Library,
 }
@@ -193,7 +193,7 @@ impl Matrix {
         path: &Path,
         catalog: &Catalog,
         library: &Library,
-        formats: &crate::formats::Formats,
+        formats: &crate::config::formats::Formats,
     ) -> Result<Matrix, ConfigError> {
         let (raw, text): (RawMatrix, String) = yaml::load(path)?;
         let at = |section: &str, needle: &str| yaml::line_of(&text, section, needle);
@@ -354,7 +354,7 @@ impl Matrix {
                         at("vm", &cpu),
                         format!(
                             "vm.cpu `{}`: expected a QEMU CPU model like max or qemu64,+avx (A-Z a-z 0-9 _ . , = + -)",
-                            crate::shell::printable(&cpu)
+                            crate::util::shell::printable(&cpu)
                         ),
                     ))
                 }
@@ -378,7 +378,7 @@ impl Matrix {
             engine_pairs,
             converter: match raw.converter.as_deref() {
                 None | Some("identity") => None,
-                Some(cmd) => Some(crate::formats::executable(path, cmd).map_err(|why| {
+                Some(cmd) => Some(crate::config::formats::executable(path, cmd).map_err(|why| {
                     err(
                         at("converter", cmd),
                         format!("converter `{cmd}`: expected `identity` or an executable file: {why}"),
@@ -396,7 +396,7 @@ impl Matrix {
     /// with the defaults a matrix file would get.
     pub fn for_pairs(
         library: &Library,
-        formats: &crate::formats::Formats,
+        formats: &crate::config::formats::Formats,
         workload: &str,
         pairs: Vec<(String, String)>,
     ) -> Matrix {
@@ -467,14 +467,14 @@ pub(crate) mod tests {
 
     /// Formats criu-4.1 and criu-4.2 (engines of those names), converters
     /// in one direction only.
-    pub fn formats(dir: &Path) -> crate::formats::Formats {
+    pub fn formats(dir: &Path) -> crate::config::formats::Formats {
         let p = dir.join("formats.yaml");
         std::fs::write(
             &p,
             "versions: [criu-4.1, criu-4.2]\nconverters:\n  - {from: criu-4.2, to: criu-4.1, use: pagemap-nr-pages}\n",
         )
         .unwrap();
-        crate::formats::Formats::load(&p, &crate::formats::tests::engines_of(&["4.1", "4.2"])).unwrap()
+        crate::config::formats::Formats::load(&p, &crate::config::formats::tests::engines_of(&["4.1", "4.2"])).unwrap()
     }
 
     pub fn matrix(text: &str) -> Result<Matrix, ConfigError> {

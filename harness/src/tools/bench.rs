@@ -2,10 +2,10 @@
 //! several runs, reported as min / median / max (machines are noisy; the
 //! median and ratios are what to compare).
 
-use crate::guest::GuestImage;
+use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
-use crate::vm::{BootSpec, Start, Vm, VmConfig};
-use crate::vmstate::{self, Store};
+use crate::vm::qemu::{BootSpec, Start, Vm, VmConfig};
+use crate::vm::vmstate::{self, Store};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -93,10 +93,10 @@ pub fn resume_times(
 
 /// Wall seconds of virtme-ng booting `kernel` and running `uname -r`.
 pub fn virtme_times(kernel: &Kernel, cache: &Path, runs: u32) -> Result<Vec<f64>> {
-    let virtme_run = crate::virtme::ensure_installed(cache)?;
-    let image = crate::virtme::kernel_tree(cache, kernel)?;
+    let virtme_run = crate::guest::virtme::ensure_installed(cache)?;
+    let image = crate::guest::virtme::kernel_tree(cache, kernel)?;
     (0..runs)
-        .map(|_| crate::virtme::time_once(&virtme_run, &image, &kernel.release).context("timing virtme-ng"))
+        .map(|_| crate::guest::virtme::time_once(&virtme_run, &image, &kernel.release).context("timing virtme-ng"))
         .collect()
 }
 

@@ -4,7 +4,11 @@
 //! program); ERROR is for crtest or its infrastructure (a VM that did not
 //! boot, a copy that failed); SKIP carries the reason the cell cannot run.
 
-use crate::memcheck::Digests;
+pub mod known;
+pub mod memcheck;
+pub mod snapshot;
+
+use crate::verdict::memcheck::Digests;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
@@ -155,7 +159,7 @@ pub fn judge_with_state(
         return verdict;
     }
     match (before, after) {
-        (Some(b), Some(a)) => match crate::snapshot::compare(b, a) {
+        (Some(b), Some(a)) => match crate::verdict::snapshot::compare(b, a) {
             None => judge_memory(memory).unwrap_or(verdict),
             Some(diff) => (Status::Fail, Some(format!("process state: {diff}"))),
         },

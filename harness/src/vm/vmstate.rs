@@ -9,8 +9,8 @@
 //! wrong with a state (missing, unreadable, rejected by QEMU, a guest that
 //! never gets ready) means a cold boot, with a notice, and a new state.
 
-use crate::fsutil;
-use crate::vm::{qemu_args, Accel, BootSpec, Vm, VmConfig, VmError};
+use crate::util::fsutil;
+use crate::vm::qemu::{qemu_args, Accel, BootSpec, Vm, VmConfig, VmError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;

@@ -1,0 +1,5 @@
+//! Small helpers with no project knowledge: files, host tools, shell quoting.
+
+pub mod fsutil;
+pub mod hosttool;
+pub mod shell;
