@@ -563,7 +563,7 @@ fn merge(dirs: &[PathBuf], out: &std::path::Path, matrix: &std::path::Path) -> R
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
     let docs = dirs.iter().map(|d| crtest::tools::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
     let merged = crtest::tools::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
-    let cells: Vec<crtest::run::CellResult> = serde_json::from_value(merged["cells"].clone())?;
+    let cells: Vec<crtest::result::CellResult> = serde_json::from_value(merged["cells"].clone())?;
     let (table, body) = crtest::report::grid::parts(&cells, &matrix.kernels, &project.known);
     let staging = crtest::report::output::Staging::new(out)?;
     staging.write("grid.txt", format!("{table}\n{body}").as_bytes())?;

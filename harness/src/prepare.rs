@@ -4,10 +4,10 @@
 use crate::config::matrix::AccelChoice;
 use crate::config::workload::Library;
 use crate::engine::Engine;
+use crate::event::{Event, Reporter};
 use crate::guest::image::{self, GuestImage};
 use crate::kernel::{fetch, Catalog, Kernel};
 use crate::plan::Plan;
-use crate::run::{Event, Reporter};
 use crate::util::fsutil;
 use crate::vm::qemu::{Accel, BootSpec, Vm, VmConfig};
 use anyhow::{Context, Result};

@@ -4,12 +4,14 @@
 
 use crate::config::matrix::{AccelChoice, Matrix};
 use crate::engine::Engine;
+use crate::event::Reporter;
 use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
 use crate::plan::Plan;
 use crate::prepare::{self, Project};
 use crate::report::{self, output::Staging, Summary};
-use crate::run::{self, CellResult, Reporter, Setup};
+use crate::result::CellResult;
+use crate::run::{self, Setup};
 use crate::util::fsutil;
 use crate::vm::qemu::{Accel, VmConfig};
 use crate::vm::reaper;
@@ -188,7 +190,7 @@ pub fn execute(
         .iter()
         .map(|(id, k)| {
             // The kind's source guest, else its target guest.
-            let vm = vm_info.get(id).or_else(|| vm_info.get(&run::target_vm(id, false)));
+            let vm = vm_info.get(id).or_else(|| vm_info.get(&crate::result::target_vm(id, false)));
             let info = report::json::KernelInfo {
                 release: k.release.clone(),
                 packages: k.packages.clone(),

@@ -3,7 +3,7 @@
 //! not pass. A kernel run with another engine than its own is a row and
 //! column of its own (`KERNEL@ENGINE`).
 
-use crate::run::CellResult;
+use crate::result::CellResult;
 use crate::verdict::Status;
 use std::fmt::Write;
 
@@ -83,7 +83,7 @@ fn body(cells: &[CellResult], kernels: &[String], known: &crate::verdict::known:
 mod tests {
     use super::*;
     fn cell(w: &str, s: &str, d: &str, status: Status, reason: Option<&str>) -> CellResult {
-        CellResult { reason: reason.map(str::to_string), ..crate::run::fixture(w, s, d, status) }
+        CellResult { reason: reason.map(str::to_string), ..crate::result::fixture(w, s, d, status) }
     }
 
     #[test]

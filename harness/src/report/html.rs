@@ -13,7 +13,7 @@
 use super::load::Doc;
 use super::story::{self, Depth, Root, Story};
 use super::summary::{Square, Table};
-use crate::run::CellResult;
+use crate::result::CellResult;
 use crate::verdict::known::Known;
 use crate::verdict::Status;
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! plus what the run ran on. Versioned so tools can tell formats apart.
 
 use super::Summary;
-use crate::run::{CellResult, VmRecord};
+use crate::result::{CellResult, VmRecord};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

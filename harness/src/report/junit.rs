@@ -14,7 +14,7 @@
 //! Written by hand rather than with the `junit-report` crate, which has no
 //! `<properties>`, no totals on the root and a fixed hostname and timestamp.
 
-use crate::run::CellResult;
+use crate::result::CellResult;
 use crate::verdict::{Outcome, Stage, Status};
 use anyhow::{Context as _, Result};
 use serde_json::Value;
@@ -218,7 +218,7 @@ fn logs_of(c: &CellResult) -> Vec<String> {
         Stage::Finish => vec![art("restore.dmesg")],
         Stage::BootSrc => vec![Some(format!("vms/{}.console.log", c.cell.src_kind()))],
         Stage::BootDst => vec![
-            Some(format!("vms/{}.console.log", crate::run::target_vm(&c.cell.dst_kind(), false))),
+            Some(format!("vms/{}.console.log", crate::result::target_vm(&c.cell.dst_kind(), false))),
             Some(format!("vms/{}.console.log", c.cell.dst_kind())),
         ],
         _ => vec![],
@@ -363,7 +363,7 @@ pub(crate) mod tests {
     use crate::verdict::StageRecord;
 
     pub(crate) fn mk(d: &str, status: Status, reason: Option<&str>) -> CellResult {
-        let mut c = crate::run::fixture("counter", "6.1", d, status);
+        let mut c = crate::result::fixture("counter", "6.1", d, status);
         c.cell.control = (d != "6.1").then(|| "counter/6.1->6.1".to_string());
         CellResult { reason: reason.map(str::to_string), ..c }
     }

@@ -20,7 +20,7 @@
 //! not run. The reason (and crtest's own status) goes in `log_excerpt` and
 //! `misc`.
 
-use crate::run::CellResult;
+use crate::result::CellResult;
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 

@@ -3,7 +3,7 @@
 //! report and `crtest show`. Run-level fields are optional so that a merged
 //! or older document still renders; cells are the runner's own type.
 
-use crate::run::CellResult;
+use crate::result::CellResult;
 use anyhow::Context;
 use serde::Deserialize;
 use std::collections::BTreeMap;

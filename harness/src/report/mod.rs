@@ -13,7 +13,7 @@ pub mod show;
 pub mod story;
 pub mod summary;
 
-use crate::run::CellResult;
+use crate::result::CellResult;
 use crate::verdict::Status;
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! Progress on stderr: one plain line per event, so CI logs read well and a
 //! terminal shows cells done, failing so far and an ETA.
 
-use crate::run::{Event, Reporter};
+use crate::event::{Event, Reporter};
 use crate::verdict::Status;
 use crate::vm::qemu::Start;
 use std::io::Write;

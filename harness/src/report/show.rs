@@ -180,7 +180,7 @@ pub fn suggestions<'a>(ids: impl Iterator<Item = &'a str>, wanted: &str) -> Vec<
 mod tests {
     use super::*;
     use crate::report::story::{Depth, Root, Story};
-    use crate::run::CellResult;
+    use crate::result::CellResult;
 
     #[test]
     fn colour_follows_the_flag_then_no_color_then_the_terminal() {

@@ -7,7 +7,7 @@
 //! paths from results.json must stay inside the output directory.
 
 use crate::convert::StepRecord;
-use crate::run::CellResult;
+use crate::result::CellResult;
 use crate::verdict::{Outcome, Status};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};

@@ -4,7 +4,7 @@
 //! count against the square. Pure: cells in, numbers and text out.
 
 use crate::plan::kernel_of;
-use crate::run::CellResult;
+use crate::result::CellResult;
 use crate::verdict::Status;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     fn cell(w: &str, s: &str, d: &str, status: Status) -> CellResult {
-        crate::run::fixture(w, s, d, status)
+        crate::result::fixture(w, s, d, status)
     }
 
     #[test]

@@ -13,14 +13,15 @@ use crate::config::matrix::Timeouts;
 use crate::config::workload::Library;
 use crate::convert::{self, Converter, StepRecord};
 use crate::engine::{self, rc, OpPaths};
+use crate::event::{Event, Reporter};
 use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
 use crate::plan::{Cell, Plan};
+use crate::result::{kind_of_vm, target_vm, CellResult, VmRecord};
 use crate::verdict::{self, Outcome, Stage, StageRecord, Status};
-use crate::vm::qemu::{BootSpec, Start, Vm, VmConfig};
+use crate::vm::qemu::{BootSpec, Vm, VmConfig};
 use crate::vm::vmstate;
 use rayon::prelude::*;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -33,41 +34,9 @@ const IMAGES_KEPT_MAX: u64 = 32 << 20;
 /// How much longer than a script's own timeout the host waits for it.
 const GUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The VM that restores images onto guest kind `kind`: a second guest of
-/// that kind, or the dumping guest itself when the matrix asks for that.
-pub fn target_vm(kind: &str, in_dumping_guest: bool) -> String {
-    match in_dumping_guest {
-        true => kind.to_string(),
-        false => format!("{kind}{TARGET_SUFFIX}"),
-    }
-}
-
-/// Marks a target guest's VM name (`6.1~restore`).
-const TARGET_SUFFIX: &str = "~restore";
-
-/// The guest kind a VM name belongs to.
-pub fn kind_of_vm(vm: &str) -> &str {
-    vm.strip_suffix(TARGET_SUFFIX).unwrap_or(vm)
-}
-
 /// First PID of the range given to dump number `i` (see init.sh `tune`).
 fn pid_base(i: usize) -> u32 {
     200_000 + 10_000 * i as u32
-}
-
-/// What the runner tells reporters.
-#[derive(Debug, Clone)]
-pub enum Event {
-    Notice(String),
-    Booting { kernel: String },
-    Booted { kernel: String, release: String, secs: f64, start: Start },
-    BootFailed { kernel: String, error: String },
-    Op { kernel: String, label: String, ok: bool, secs: f64 },
-    CellDone { result: Box<CellResult>, done: usize, total: usize },
-}
-
-pub trait Reporter: Sync {
-    fn event(&self, event: &Event);
 }
 
 /// Everything a run needs, prepared before any VM starts.
@@ -100,55 +69,6 @@ pub struct Setup {
     /// Restore in the guest that dumped (the matrix's `vm.restore_in:
     /// dumping-guest`) instead of another guest of the target kind.
     pub restore_in_dumping_guest: bool,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct CellResult {
-    #[serde(flatten)]
-    pub cell: Cell,
-    pub status: Status,
-    pub reason: Option<String>,
-    pub stages: Vec<StageRecord>,
-    pub conversion: Vec<StepRecord>,
-    /// Directory (relative to the output dir) holding this cell's artifacts.
-    pub artifacts: Option<String>,
-    /// The step after which the source dumped (from the seed).
-    pub dump_after: Option<u32>,
-    /// The verdict of this cell's control (`cell.control`), when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub control_status: Option<Status>,
-    /// For a FAIL: the known incompatibility that explains it
-    /// (kernels/incompatibilities.yaml), when one does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub known: Option<String>,
-}
-
-impl CellResult {
-    /// A verdict with no stage run (a SKIP decided by the plan).
-    pub fn unrun(cell: Cell, status: Status, reason: Option<String>) -> Self {
-        CellResult {
-            cell,
-            status,
-            reason,
-            stages: vec![],
-            conversion: vec![],
-            artifacts: None,
-            dump_after: None,
-            control_status: None,
-            known: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VmRecord {
-    /// The VM's name: its guest kind, with `~restore` for a target guest.
-    pub kernel: String,
-    pub release: String,
-    pub boot_secs: Option<f64>,
-    /// Booted, booted and saved its state, or resumed from a saved state.
-    pub start: Option<Start>,
-    pub console: String,
 }
 
 pub struct RunOutput {
@@ -1025,26 +945,6 @@ fn criu_error(log: &Path, what: &str) -> String {
     }
 }
 
-/// A judged cell for unit tests: `workload/src->dst` (kinds may carry
-/// `@ENGINE`), with `status` and nothing else recorded.
-#[cfg(test)]
-pub(crate) fn fixture(workload: &str, src: &str, dst: &str, status: Status) -> CellResult {
-    let kind = |k: &str| k.split_once('@').map_or((k.to_string(), None), |(k, e)| (k.to_string(), Some(e.into())));
-    let ((src_k, src_engine), (dst_k, dst_engine)) = (kind(src), kind(dst));
-    let cell = Cell {
-        id: crate::plan::cell_id(workload, src, dst),
-        workload: workload.into(),
-        src: src_k,
-        dst: dst_k,
-        src_engine,
-        dst_engine,
-        skip: None,
-        control: None,
-        control_only: false,
-    };
-    CellResult::unrun(cell, status, None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1078,7 +978,7 @@ mod tests {
     fn result(id: &str, control: Option<&str>, status: Status) -> CellResult {
         let (w, pair) = id.split_once('/').unwrap();
         let (src, dst) = pair.split_once("->").unwrap();
-        let mut r = fixture(w, src, dst, status);
+        let mut r = crate::result::fixture(w, src, dst, status);
         r.cell.control = control.map(str::to_string);
         r.reason = Some(format!("{id} reason"));
         r

@@ -120,7 +120,7 @@ fn collect_cells(docs: &[(PathBuf, Value)]) -> Result<Vec<Value>, MergeError> {
             }
             // The reports are rebuilt from typed cells: say which cell of
             // which file lacks what, here rather than later without either.
-            if let Err(e) = serde_json::from_value::<crate::run::CellResult>(cell.clone()) {
+            if let Err(e) = serde_json::from_value::<crate::result::CellResult>(cell.clone()) {
                 return Err(malformed(format!("cell {id}: {e}")));
             }
             if let Some(first) = owner.insert(id.to_string(), path) {
