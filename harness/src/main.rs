@@ -635,15 +635,13 @@ fn export_kcidb(dir: &std::path::Path, out: Option<&std::path::Path>) -> Result<
 
 fn plan(select: Select, format: PlanFormat) -> Result<i32> {
     let project = Project::load()?;
-    let (matrix, plan) = load_plan(&project, &select, None)?;
+    let (_matrix, plan) = load_plan(&project, &select, None)?;
     match format {
         PlanFormat::Json => say!("{}", serde_json::to_string_pretty(&plan)?),
         PlanFormat::Text => {
             for c in &plan.cells {
-                let chain: Vec<String> = crtest::plan::chain_of(&matrix, c)
-                    .iter()
-                    .map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name()))
-                    .collect();
+                let chain: Vec<String> =
+                    c.chain().iter().map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name())).collect();
                 let via = if chain.is_empty() { String::new() } else { format!("  via {}", chain.join(", ")) };
                 let role = match (&c.control, c.control_only) {
                     (_, true) => "  (control only)".to_string(),

@@ -133,13 +133,12 @@ pub fn engines(
 /// (fetched with the engine's tools on first use).
 pub fn crits(
     project: &Project,
-    matrix: &crate::config::matrix::Matrix,
     plan: &Plan,
     cache: &Path,
     reporter: &dyn Reporter,
 ) -> Result<BTreeMap<String, crate::convert::crit::Crit>> {
     let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
-    let needed = plan.runnable().flat_map(|c| crate::plan::chain_of(matrix, c)).flat_map(|s| [s.from, s.to]);
+    let needed = plan.runnable().flat_map(|c| c.chain().to_vec()).flat_map(|s| [s.from, s.to]);
     crate::convert::crit::for_formats(needed, &project.engines, cache, &log)
 }
 

@@ -90,6 +90,7 @@ pub(crate) fn fixture(workload: &str, src: &str, dst: &str, status: Status) -> C
         skip: None,
         control: None,
         control_only: false,
+        route: None,
     };
     CellResult::unrun(cell, status, None)
 }

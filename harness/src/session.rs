@@ -7,10 +7,12 @@ use crate::engine::Engine;
 use crate::event::Reporter;
 use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
+use crate::plan::GuestKind;
 use crate::plan::Plan;
 use crate::prepare::{self, Project};
 use crate::report::{self, output::Staging, Summary};
 use crate::result::CellResult;
+use crate::run::guest::{KindImage, Qemu};
 use crate::run::{self, Setup};
 use crate::util::fsutil;
 use crate::vm::qemu::{Accel, VmConfig};
@@ -71,7 +73,7 @@ pub fn prepare(
     let kernels = kinds.iter().map(|k| (k.clone(), fetched[crate::plan::kernel_of(k)].clone())).collect();
     let engines = prepare::engines(project, matrix, &kinds, &cache, reporter)?;
     let images = prepare::images(&matrix.library, plan, &kernels, &engines, &cache, reporter)?;
-    let crits = prepare::crits(project, matrix, plan, &cache, reporter)?;
+    let crits = prepare::crits(project, plan, &cache, reporter)?;
     let probe = kinds.first().map(|k| (&kernels[k], &images[k]));
     let accel = prepare::accel(accel.unwrap_or(matrix.accel), probe, &cache, reporter);
     Ok(Prepared { kernels, engines, images, crits, accel })
@@ -132,23 +134,28 @@ pub fn execute(
     distinct.dedup();
     let engine_names = distinct.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     let boot_images = prepare::boot_images(&project.catalog, &kernels, matrix.pvh, reporter)?;
+    let seed = opts.seed.unwrap_or_else(fresh_seed);
+    let plan = &plan.clone().seeded(seed, &matrix.library);
     let setup = Setup {
         restore_in_dumping_guest: matrix.restore_in_dumping_guest,
         library: matrix.library.clone(),
-        engines: engine_ids.clone(),
-        boot_images,
-        kernels,
-        images,
-        vm: vm_config(matrix, accel),
-        states: opts.resume.then(|| crate::vm::vmstate::Store::in_cache(&fsutil::cache_dir())),
+        engines: engine_ids.iter().map(|(k, e)| (GuestKind::parse(k), e.clone())).collect(),
         timeouts: matrix.timeouts.clone(),
         step_ms: matrix.step_ms,
         converter_command: matrix.converter.clone(),
-        engine_names: kernel_ids.iter().map(|k| (k.clone(), crate::plan::engine_of(matrix, k).to_string())).collect(),
-        formats: matrix.formats.clone(),
         crits,
-        seed: opts.seed.unwrap_or_else(fresh_seed),
         iters: opts.iters,
+    };
+    let qemu = Qemu {
+        kinds: kernels
+            .iter()
+            .map(|(id, k)| {
+                let boot_image = boot_images.get(id).cloned().unwrap_or_else(|| k.vmlinuz.clone());
+                (GuestKind::parse(id), KindImage { kernel: k.clone(), boot_image, image: images[id].clone() })
+            })
+            .collect(),
+        vm: vm_config(matrix, accel),
+        states: opts.resume.then(|| crate::vm::vmstate::Store::in_cache(&fsutil::cache_dir())),
     };
     eprintln!(
         "crtest: {} cells ({} runnable) on kernels {} with {}, {} VMs at once, accel {:?}, seed {}, iters {}",
@@ -158,13 +165,13 @@ pub fn execute(
         engine_names,
         opts.jobs,
         accel,
-        setup.seed,
+        seed,
         setup.iters
     );
     let staging = Staging::new(&opts.out)?;
     let work = tempfile::Builder::new().prefix("crtest-run-").tempdir().context("creating the run's scratch dir")?;
     reaper::scratch(work.path());
-    let mut out = run::run(plan, &setup, opts.jobs, work.path(), &staging.dir, reporter)?;
+    let mut out = run::run(plan, &setup, &qemu, opts.jobs, work.path(), &staging.dir, reporter)?;
     // Cells cut short by Ctrl-C are not results: only those judged before it
     // are written, marked interrupted (the signal handler gives the run a
     // few seconds to do so). With none, scratch and staging go on drop.
@@ -185,8 +192,7 @@ pub fn execute(
     for vm in &out.vms {
         staging.write(&format!("vms/{}.console.log", vm.kernel), vm.console.as_bytes())?;
     }
-    let kernels_info = setup
-        .kernels
+    let kernels_info = kernels
         .iter()
         .map(|(id, k)| {
             // The kind's source guest, else its target guest.
@@ -210,7 +216,7 @@ pub fn execute(
         matrix: matrix.path.display().to_string(),
         accel,
         engine: engine_names.clone(),
-        seed: setup.seed,
+        seed,
         iters: setup.iters,
         kernels: kernels_info,
         vms: vm_info,

@@ -76,7 +76,7 @@ pub struct Formats {
 impl Formats {
     /// Loads `path`, checking every converter joins adjacent known versions
     /// and every engine's format is among the versions.
-    pub fn load(path: &Path, engines: &[crate::engine::EngineSpec]) -> Result<Formats, ConfigError> {
+    pub fn load(path: &Path, engines: &[crate::config::engines::EngineSpec]) -> Result<Formats, ConfigError> {
         let map = engines.iter().map(|e| (e.id.clone(), e.format.clone())).collect();
         Formats::load_with(path, &map)
     }
@@ -161,12 +161,12 @@ impl Formats {
 
     /// Whether `engine` is `host` or an engines.yaml id.
     pub fn knows_engine(&self, engine: &str) -> bool {
-        engine == crate::engine::HOST || self.engine_formats.contains_key(engine)
+        engine == crate::config::engines::HOST || self.engine_formats.contains_key(engine)
     }
 
     /// The format an engine (an engines.yaml id, or `host`) writes.
     pub fn of_engine(&self, engine: &str) -> Option<String> {
-        if engine == crate::engine::HOST {
+        if engine == crate::config::engines::HOST {
             return host_format();
         }
         self.engine_formats.get(engine).cloned()
@@ -241,10 +241,10 @@ pub(crate) mod tests {
     use super::*;
 
     /// Engines `criu-V` speaking format `criu-V`, for each version.
-    pub fn engines_of(versions: &[&str]) -> Vec<crate::engine::EngineSpec> {
+    pub fn engines_of(versions: &[&str]) -> Vec<crate::config::engines::EngineSpec> {
         versions
             .iter()
-            .map(|v| crate::engine::EngineSpec {
+            .map(|v| crate::config::engines::EngineSpec {
                 id: format!("criu-{v}"),
                 suite: "s".into(),
                 package: "criu".into(),
@@ -256,7 +256,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn engines() -> Vec<crate::engine::EngineSpec> {
+    fn engines() -> Vec<crate::config::engines::EngineSpec> {
         engines_of(&["3.17", "4.1", "4.2"])
     }
 

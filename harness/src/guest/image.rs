@@ -4,6 +4,8 @@
 
 use crate::engine::Engine;
 use crate::guest::cpio::{self, Entry, Kind};
+use crate::guest::hostlib::{is_static_elf, which};
+use crate::guest::layout::{MEMDIGEST, WORKLOAD_BIN_DIR};
 use crate::guest::modules;
 use crate::kernel::Kernel;
 use crate::util::fsutil;
@@ -13,12 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub const INIT: &str = include_str!("../../assets/init.sh");
-/// Where workload binaries live in the guest (same path on every kernel, as
-/// CRIU restores executables by path).
-pub const WORKLOAD_BIN_DIR: &str = "/opt/crtest/bin";
-/// The page digest helper the CRIU action script runs (see `memcheck`),
-/// outside the workload directory so no workload name can shadow it.
-pub const MEMDIGEST: &str = "/opt/crtest/libexec/memdigest";
 const MEMDIGEST_SRC: &str = include_str!("../../assets/memdigest.c");
 
 /// Modules without which the guest cannot talk to the host.
@@ -180,71 +176,9 @@ fn add_busybox(tree: &mut Tree) -> Result<()> {
     Ok(())
 }
 
-/// An ELF file with no PT_INTERP program header (no dynamic loader).
-pub fn is_static_elf(data: &[u8]) -> bool {
-    crate::guest::elf::check_static_executable(data).is_ok()
-}
-
-/// Finds `name` on PATH (plus the sbin directories root would have).
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
-}
-
-/// Reads a host program and the shared libraries `ldd` says it needs, as
-/// image entries at the same paths.
-pub fn host_program_with_libs(program: &Path) -> Result<Vec<Entry>> {
-    let mut entries = vec![file_entry(program, 0o755)?];
-    let out = Command::new("ldd").arg(program).output().context("running ldd")?;
-    for lib in parse_ldd(&String::from_utf8_lossy(&out.stdout)) {
-        entries.push(file_entry(Path::new(&lib), 0o755)?);
-    }
-    Ok(entries)
-}
-
-fn file_entry(path: &Path, perm: u32) -> Result<Entry> {
-    // Follow symlinks: the guest gets the content under the name asked for.
-    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Entry { path: path.to_string_lossy().trim_start_matches('/').to_string(), perm, kind: Kind::File(data) })
-}
-
-/// Library paths from `ldd` output (the vdso has none).
-pub fn parse_ldd(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let path = match l.split_once("=>") {
-                Some((_, rhs)) => rhs.split_whitespace().next()?,
-                None => l.split_whitespace().next()?,
-            };
-            path.starts_with('/').then(|| path.to_string())
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn static_elf_detection() {
-        assert!(
-            is_static_elf(&std::fs::read("/bin/busybox").unwrap_or_default()) || !Path::new("/bin/busybox").exists()
-        );
-        assert!(!is_static_elf(&std::fs::read("/bin/ls").unwrap()));
-        assert!(!is_static_elf(b"#!/bin/sh"));
-    }
-
-    #[test]
-    fn ldd_paths() {
-        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x1)\n\t/lib64/ld-linux-x86-64.so.2 (0x2)\n";
-        assert_eq!(parse_ldd(text), vec!["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]);
-    }
 
     #[test]
     fn merged_usr_links_are_followed() {

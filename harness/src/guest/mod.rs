@@ -3,6 +3,8 @@
 
 pub mod cpio;
 pub mod elf;
+pub mod hostlib;
 pub mod image;
+pub mod layout;
 pub mod modules;
 pub mod virtme;

@@ -19,7 +19,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `virtme-run` from PATH, else from the cache's venv (created on first use).
 pub fn ensure_installed(cache: &Path) -> Result<PathBuf> {
-    if let Some(found) = crate::guest::image::which("virtme-run") {
+    if let Some(found) = crate::guest::hostlib::which("virtme-run") {
         return Ok(found);
     }
     let venv = cache.join("virtme");

@@ -189,19 +189,20 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 /// An engine built from Debian packages: `spec.package` with its whole
 /// dependency closure from `spec.suite`, extracted into one root directory
 /// (with the merged-/usr links newer suites expect), cached.
+/// Returns the engine's id (its package version) and its files.
 pub fn engine_root(
-    spec: &crate::engine::EngineSpec,
+    spec: &crate::config::engines::EngineSpec,
     cache: &Path,
     log: &dyn Fn(&str),
-) -> Result<crate::engine::Engine> {
+) -> Result<(String, Vec<crate::guest::cpio::Entry>)> {
     let dir = cache.join("engines").join(&spec.id);
     let id = package_root(cache, &spec.suite, std::slice::from_ref(&spec.package), &dir, &spec.id, log)?;
-    Ok(crate::engine::Engine { id, files: root_entries(&dir.join("root"))?, env: spec.env.clone() })
+    Ok((id, root_entries(&dir.join("root"))?))
 }
 
 /// The engine's host-side tools (crit with its Python and libraries), as a
 /// tree of their own: they never go into the guest.
-pub fn tools_root(spec: &crate::engine::EngineSpec, cache: &Path, log: &dyn Fn(&str)) -> Result<PathBuf> {
+pub fn tools_root(spec: &crate::config::engines::EngineSpec, cache: &Path, log: &dyn Fn(&str)) -> Result<PathBuf> {
     let dir = cache.join("engines").join(format!("{}-tools", spec.id));
     package_root(cache, &spec.suite, &spec.tools, &dir, &format!("{} tools", spec.id), log)?;
     Ok(dir.join("root"))

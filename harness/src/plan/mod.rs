@@ -2,7 +2,16 @@
 //! filtered, and the operations they need (one dump per workload and source,
 //! restored on every target).
 
+pub mod filter;
+pub mod kind;
 pub mod partition;
+pub mod route;
+pub mod seed;
+
+pub use filter::Filters;
+pub use kind::{cell_id, dump_key, kernel_of, kind, GuestKind};
+pub use route::{engine_of, Route};
+pub use seed::dump_point;
 
 use crate::config::matrix::Matrix;
 use crate::config::workload::Library;
@@ -35,124 +44,48 @@ pub struct Cell {
     /// name it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub control_only: bool,
-}
-
-/// A guest kind: a kernel, or `KERNEL@ENGINE` when it runs another engine
-/// than the kernel's own.
-pub fn kind(kernel: &str, engine: Option<&str>) -> String {
-    match engine {
-        None => kernel.to_string(),
-        Some(e) => format!("{kernel}@{e}"),
-    }
-}
-
-/// The kernel of a guest kind.
-pub fn kernel_of(kind: &str) -> &str {
-    kind.split_once('@').map_or(kind, |(k, _)| k)
+    /// Engines, formats, conversion chain, PID slot and dump point of a
+    /// runnable cell; None for a cell the plan skips.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
 }
 
 impl Cell {
+    /// The source kind's name, as cell ids and reports carry it.
     pub fn src_kind(&self) -> String {
-        kind(&self.src, self.src_engine.as_deref())
+        self.src_guest().name()
     }
     pub fn dst_kind(&self) -> String {
-        kind(&self.dst, self.dst_engine.as_deref())
+        self.dst_guest().name()
     }
-}
-
-/// Command-line narrowing of a matrix.
-#[derive(Debug, Clone, Default)]
-pub struct Filters {
-    /// Keep cells whose source and target are both among these.
-    pub kernels: Vec<String>,
-    pub workloads: Vec<String>,
-    /// Only the cells of this slice (`--partition K/N`).
-    pub partition: Option<crate::plan::partition::Partition>,
-    /// Run cells of engines a workload declares a known gap of.
-    pub run_known_gaps: bool,
-    /// Keep only cells whose id matches one of these globs (`-t`).
-    pub tests: Vec<String>,
-    /// Leave out cells whose id matches one of these globs (`-x`).
-    pub excludes: Vec<String>,
-    /// Keep only cells whose source kind is one of these (`--src`).
-    pub srcs: Vec<String>,
-    /// Keep only cells whose target kind is one of these (`--dst`).
-    pub dsts: Vec<String>,
-    /// Keep only these cell ids (`--rerun-failed`).
-    pub ids: Option<BTreeSet<String>>,
-}
-
-impl Filters {
-    /// Whether the cell `id` (`src_kind -> dst_kind`) survives the id, glob
-    /// and kind filters. A cell left out here may come back as the control
-    /// of a kept one: a cross cell is judged against its control.
-    pub fn keeps(&self, id: &str, src_kind: &str, dst_kind: &str) -> bool {
-        let globbed = |globs: &[String]| globs.iter().any(|g| crate::config::glob::matches(g, id));
-        let kinds = |wanted: &[String], kind: &str| wanted.is_empty() || wanted.iter().any(|w| kind_matches(w, kind));
-        (self.tests.is_empty() || globbed(&self.tests))
-            && !globbed(&self.excludes)
-            && kinds(&self.srcs, src_kind)
-            && kinds(&self.dsts, dst_kind)
-            && self.ids.as_ref().is_none_or(|ids| ids.contains(id))
+    pub fn src_guest(&self) -> GuestKind {
+        GuestKind::new(&self.src, self.src_engine.as_deref())
     }
-}
-
-/// `--src`/`--dst` matching: a kind exactly, and a plain kernel id every
-/// kind of that kernel (`6.12` is `6.12` and `6.12@criu-4.2`).
-fn kind_matches(wanted: &str, kind: &str) -> bool {
-    wanted == kind || (!wanted.contains('@') && kernel_of(kind) == wanted)
+    pub fn dst_guest(&self) -> GuestKind {
+        GuestKind::new(&self.dst, self.dst_engine.as_deref())
+    }
+    /// The conversion steps the cell's images go through (none within one
+    /// format, none for a skipped cell).
+    pub fn chain(&self) -> &[crate::config::formats::StepSpec] {
+        self.route.as_ref().map_or(&[], |r| &r.chain)
+    }
+    /// The runnable cell's route (the plan resolves one for every cell it
+    /// does not skip).
+    pub fn route(&self) -> &Route {
+        self.route.as_ref().expect("the plan resolves a route for every runnable cell")
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub cells: Vec<Cell>,
-    /// A number per (workload, source) from their positions in the matrix, so
-    /// the same dump gets the same PID range whatever the filters, partition
-    /// or parallelism.
-    #[serde(skip)]
-    pub slots: std::collections::BTreeMap<(String, String), usize>,
-}
-
-/// The engine a guest kind runs: its own, else the kernel's in the matrix.
-pub fn engine_of<'m>(matrix: &'m Matrix, kind: &'m str) -> &'m str {
-    match kind.split_once('@') {
-        Some((_, e)) => e,
-        None => matrix.engines.get(kind).map(String::as_str).unwrap_or(crate::engine::HOST),
-    }
-}
-
-/// Why images of the dump engine cannot reach the restore engine: a format
-/// with no version known, or a step of the chain with no converter (never
-/// replaced by a silent identity).
-fn missing_chain(matrix: &Matrix, dump_engine: &str, restore_engine: &str) -> Option<String> {
-    if dump_engine == restore_engine {
-        return None;
-    }
-    let format = |e: &str| matrix.formats.of_engine(e).ok_or_else(|| format!("engine {e} has no known image format"));
-    let chain = format(dump_engine).and_then(|a| format(restore_engine).and_then(|b| matrix.formats.chain(&a, &b)));
-    chain.err().map(|why| format!("{dump_engine} -> {restore_engine}: {why}"))
-}
-
-/// The conversion steps a cell's images go through (none within one format).
-pub fn chain_of(matrix: &Matrix, cell: &Cell) -> Vec<crate::config::formats::StepSpec> {
-    let (a, b) = (engine_of(matrix, &cell.src_kind()).to_string(), engine_of(matrix, &cell.dst_kind()).to_string());
-    match (a == b, matrix.formats.of_engine(&a), matrix.formats.of_engine(&b)) {
-        (false, Some(x), Some(y)) => matrix.formats.chain(&x, &y).unwrap_or_default(),
-        _ => vec![],
-    }
-}
-
-/// What a partition hashes: a dump, so one shard does a (workload, source
-/// kind)'s dump, every restore of it and its control.
-pub fn dump_key(workload: &str, src_kind: &str) -> String {
-    format!("{workload}/{src_kind}")
 }
 
 /// Adds, after the matrix's own cells, every control a runnable cell needs
 /// that the matrix does not name: its source kind's diagonal, restored on
 /// another guest. A control is skipped only for its own reasons (a known gap
 /// or missing kernel version of the source side).
-fn add_controls(cells: &mut Vec<Cell>) {
+fn add_controls(matrix: &Matrix, cells: &mut Vec<Cell>) {
     let mut extra: Vec<Cell> = Vec::new();
     for c in cells.iter().filter(|c| c.skip.is_none()) {
         let Some(id) = &c.control else { continue };
@@ -169,13 +102,10 @@ fn add_controls(cells: &mut Vec<Cell>) {
             skip: None,
             control: None,
             control_only: true,
+            route: c.route.as_ref().and_then(|r| route::resolve(matrix, &c.src_kind(), &c.src_kind(), r.pid_slot)),
         });
     }
     cells.extend(extra);
-}
-
-pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
-    format!("{workload}/{src}->{dst}")
 }
 
 /// Every (src, dst, dump engine, restore engine) of the matrix; engines are
@@ -190,6 +120,15 @@ fn engine_pairs(matrix: &Matrix) -> Vec<(String, String, Option<String>, Option<
         }
     }
     out
+}
+
+/// The PID slot of (workload, source kernel): from their positions in the
+/// matrix, so the same dump gets the same PID range whatever the filters,
+/// partition or parallelism.
+fn pid_slot(matrix: &Matrix, workload: &str, kernel: &str) -> usize {
+    let wi = matrix.workloads.iter().position(|w| w == workload).expect("workload of the matrix");
+    let ki = matrix.kernels.iter().position(|k| k == kernel).expect("kernel of the matrix");
+    wi * matrix.kernels.len() + ki
 }
 
 impl Plan {
@@ -211,7 +150,7 @@ impl Plan {
                         let version = &catalog.get(k).expect("matrix validated against catalog").version;
                         workload.skip_on(version).map(|why| format!("kernel {k}: {why}"))
                     })
-                    .or_else(|| missing_chain(matrix, engine_of(matrix, &sk), engine_of(matrix, &dk)))
+                    .or_else(|| route::missing_chain(&matrix.formats, engine_of(matrix, &sk), engine_of(matrix, &dk)))
                     .or_else(|| {
                         let gap = |kind: &str| {
                             matrix.formats.of_engine(engine_of(matrix, kind)).and_then(|f| workload.known_gap(&f))
@@ -219,6 +158,8 @@ impl Plan {
                         (!filters.run_known_gaps).then(|| gap(&sk).or_else(|| gap(&dk))).flatten()
                     });
                 let control = (sk != dk && skip.is_none()).then(|| cell_id(w, &sk, &sk));
+                let route =
+                    skip.is_none().then(|| route::resolve(matrix, &sk, &dk, pid_slot(matrix, w, &src))).flatten();
                 let (src_engine, dst_engine, control_only) = (se, de, false);
                 cells.push(Cell {
                     id,
@@ -230,17 +171,24 @@ impl Plan {
                     skip,
                     control,
                     control_only,
+                    route,
                 });
             }
         }
-        add_controls(&mut cells);
-        let mut slots = std::collections::BTreeMap::new();
-        for (wi, w) in matrix.workloads.iter().enumerate() {
-            for (ki, k) in matrix.kernels.iter().enumerate() {
-                slots.insert((w.clone(), k.clone()), wi * matrix.kernels.len() + ki);
+        add_controls(matrix, &mut cells);
+        Plan { cells }
+    }
+
+    /// Fixes every runnable cell's dump point under the run's seed.
+    pub fn seeded(mut self, seed: u64, library: &Library) -> Plan {
+        for c in self.cells.iter_mut() {
+            let (w, src) = (c.workload.clone(), c.src_kind());
+            if let Some(r) = c.route.as_mut() {
+                let wl = library.get(&w).expect("plan validated");
+                r.dump_after = Some(dump_point(seed, &w, &src, wl.dump_after, wl.steps));
             }
         }
-        Plan { cells, slots }
+        self
     }
 
     pub fn runnable(&self) -> impl Iterator<Item = &Cell> {
@@ -380,55 +328,5 @@ mod tests {
         assert!(plan(globs(&["nothing*"], &[])).cells.is_empty());
         let rerun = Filters { ids: Some(["pipe/6.1->6.12".to_string()].into()), ..Filters::default() };
         assert_eq!(ids_of(&plan(rerun)), [("pipe/6.1->6.12", false), ("pipe/6.1->6.1", true)]);
-    }
-
-    #[test]
-    fn plain_kernels_match_their_engine_kinds() {
-        assert!(kind_matches("6.12", "6.12@criu-4.2"));
-        assert!(kind_matches("6.12@criu-4.2", "6.12@criu-4.2"));
-        assert!(!kind_matches("6.12@criu-4.1", "6.12@criu-4.2"));
-        assert!(!kind_matches("6.1", "6.12"));
-    }
-}
-
-/// The step after which a (workload, source) is dumped under `seed`: spread
-/// over [nominal/2, 3*nominal/2] (and before the last step) so repeated runs
-/// with different seeds hit different points, while one seed reproduces.
-pub fn dump_point(seed: u64, workload: &str, src: &str, nominal: u32, steps: u32) -> u32 {
-    let lo = (nominal / 2).max(1);
-    let hi = (nominal + nominal / 2).min(steps.saturating_sub(2)).max(lo);
-    let key = format!("{workload}/{src}");
-    lo + (mix(seed ^ fnv1a(key.as_bytes())) % u64::from(hi - lo + 1)) as u32
-}
-
-/// FNV-1a: a fixed hash that never changes between releases.
-pub fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// splitmix64 finaliser: spreads nearby seeds apart.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-#[cfg(test)]
-mod seed_tests {
-    use super::*;
-
-    #[test]
-    fn dump_point_is_reproducible_and_bounded() {
-        for seed in 0..200 {
-            let p = dump_point(seed, "counter", "6.1", 10, 40);
-            assert!((5..=15).contains(&p), "{p}");
-            assert_eq!(p, dump_point(seed, "counter", "6.1", 10, 40));
-        }
-        let points: std::collections::BTreeSet<u32> =
-            (0..200).map(|s| dump_point(s, "counter", "6.1", 10, 40)).collect();
-        assert!(points.len() > 5, "seeds should move the dump point: {points:?}");
-        // Never at or past the last step, even for short workloads.
-        assert!((0..50).all(|s| dump_point(s, "w", "k", 4, 5) <= 3));
     }
 }

@@ -5,7 +5,7 @@
 //! never moves an existing cell to another shard, and every cell lands in
 //! exactly one of the N partitions.
 
-use crate::plan::fnv1a;
+use super::seed::fnv1a;
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,0 +1,90 @@
+//! `kernels/engines.yaml`: the engines a matrix may name, and the
+//! environment each needs.
+
+use crate::config::yaml::{self, ConfigError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The host's own CRIU.
+pub const HOST: &str = "host";
+
+/// One entry of `kernels/engines.yaml`: an engine built from a Debian suite
+/// (`suite` and `package`), or a CRIU binary of your own (`local`).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    pub id: String,
+    #[serde(default)]
+    pub suite: String,
+    #[serde(default)]
+    pub package: String,
+    /// A `criu` binary you built (static, or dynamic: its shared libraries
+    /// are collected from the host with ldd, like the host's CRIU). Relative
+    /// paths are relative to the engines file.
+    #[serde(default)]
+    pub local: Option<PathBuf>,
+    /// The image format this engine writes and reads (see `formats.rs`).
+    pub format: String,
+    /// Packages holding the engine's crit (host-side only, never in guests).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Environment the engine's own process needs on every kernel (e.g.
+    /// glibc's rseq off for CRIU 3.17). The host's CRIU of the same version
+    /// gets it too.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngines {
+    engines: Vec<EngineSpec>,
+}
+
+/// The engines catalog; `host` is always there.
+pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, ConfigError> {
+    let (mut raw, text): (RawEngines, _) = yaml::load(path)?;
+    for e in &mut raw.engines {
+        // Engine ids name guest kinds, VMs and directories.
+        let bad = crate::util::shell::check_name(&e.id)
+            .err()
+            .or_else(|| env_file(&e.env).err().map(|e| format!("{e:#}")))
+            .or_else(|| check_source(e).err());
+        if let Some(why) = bad {
+            let line = yaml::line_of(&text, "engines", &e.id);
+            return Err(ConfigError::new(path, line, format!("engine `{}`: {why}", e.id)));
+        }
+        // The binary itself is checked when a run uses it: a missing one
+        // must not stop runs of the other engines.
+        if let Some(local) = &mut e.local {
+            *local = path.parent().unwrap_or(Path::new(".")).join(&*local);
+        }
+    }
+    Ok(raw.engines)
+}
+
+/// An entry is either built from Debian (suite, package, tools) or local.
+fn check_source(e: &EngineSpec) -> Result<(), String> {
+    match (&e.local, e.suite.is_empty() || e.package.is_empty()) {
+        (None, false) => Ok(()),
+        (None, true) => Err("expected `suite` and `package` (a Debian-built engine) or `local: PATH`".into()),
+        (Some(_), _) if !e.suite.is_empty() || !e.package.is_empty() || !e.tools.is_empty() => {
+            Err("`local` names a binary: expected no `suite`, `package` or `tools` beside it".into())
+        }
+        (Some(_), _) => Ok(()),
+    }
+}
+
+/// The engine environment file of a guest image, one `KEY=VALUE` a line.
+pub fn env_file(env: &BTreeMap<String, String>) -> anyhow::Result<Vec<u8>> {
+    let safe = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,:=/-".contains(&b));
+    let mut out = String::new();
+    for (k, v) in env {
+        anyhow::ensure!(
+            safe(k) && !k.contains('=') && safe(v),
+            "engine env `{k}={v}`: keys and values may hold only letters, digits and _.,:=/-"
+        );
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    Ok(out.into_bytes())
+}

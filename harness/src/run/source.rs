@@ -1,0 +1,142 @@
+//! The source phase: on each source kind's guest, start every reference run,
+//! then dump each workload once at its dump point, then wait for the
+//! references to finish. The guest is powered off when its dumps are done.
+
+use super::{read_pid, Ctx, OpRecord};
+use crate::engine::{GuestOp, OpPaths, ScriptExit};
+use crate::plan::Plan;
+use crate::verdict::{self, Outcome};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// A (workload, source kind)'s reference run and dump.
+#[derive(Debug, Clone)]
+pub struct Dumped {
+    pub reference: OpRecord,
+    pub dump: OpRecord,
+}
+
+/// Every dump, by (workload, source kind).
+pub type Dumps = BTreeMap<(String, String), Dumped>;
+
+/// One dump to do on a source guest.
+struct Job<'p> {
+    workload: &'p str,
+    pid_slot: usize,
+    after: u32,
+}
+
+/// First PID of the range given to PID slot `i` (see init.sh `tune`).
+pub fn pid_base(i: usize) -> u32 {
+    200_000 + 10_000 * i as u32
+}
+
+/// Runs the source phase of every source kind of `plan`, in parallel.
+pub fn all(ctx: &Ctx, plan: &Plan) -> Dumps {
+    let sources: BTreeSet<String> = plan.runnable().map(|c| c.src_kind()).collect();
+    let sources: Vec<String> = sources.into_iter().collect();
+    sources
+        .par_iter()
+        .flat_map_iter(|kind| {
+            let mut jobs: BTreeMap<&str, Job> = BTreeMap::new();
+            for c in plan.runnable().filter(|c| &c.src_kind() == kind) {
+                let route = c.route();
+                let after = route.dump_after.expect("the run's plan is seeded");
+                jobs.entry(c.workload.as_str()).or_insert(Job {
+                    workload: &c.workload,
+                    pid_slot: route.pid_slot,
+                    after,
+                });
+            }
+            let jobs: Vec<Job> = jobs.into_values().collect();
+            let records = phase(ctx, kind, &jobs);
+            // Its dumps are done and the dumped trees gone: free the memory for target guests.
+            if !ctx.setup.restore_in_dumping_guest {
+                ctx.pool.shutdown(kind);
+            }
+            records.into_iter().map(|(w, d)| ((w, kind.clone()), d))
+        })
+        .collect()
+}
+
+/// References and dumps of `jobs` on source VM `vm`.
+fn phase(ctx: &Ctx, vm: &str, jobs: &[Job]) -> Vec<(String, Dumped)> {
+    let both = |r: OpRecord| Dumped { reference: r.clone(), dump: r };
+    if let Err(why) = ctx.pool.ensure(vm) {
+        let broken = OpRecord::broken(format!("VM for {vm} did not boot: {}", super::first_line(&why)));
+        return jobs.iter().map(|j| (j.workload.to_string(), both(broken.clone()))).collect();
+    }
+    let (unsupported, jobs): (Vec<&Job>, Vec<&Job>) =
+        jobs.iter().partition(|j| ctx.unsupported(vm, ctx.workload(j.workload)).is_some());
+    let mut out: Vec<(String, Dumped)> = unsupported
+        .iter()
+        .map(|j| {
+            let why = ctx.unsupported(vm, ctx.workload(j.workload)).unwrap_or_default();
+            let rec = OpRecord { outcome: Outcome::Unsupported(why), ..OpRecord::broken(String::new()) };
+            (j.workload.to_string(), both(rec))
+        })
+        .collect();
+    // Start every reference run first: they sleep most of the time and run alongside the dumps.
+    let refs: Vec<(OpPaths, Outcome)> = jobs.iter().map(|j| start_reference(ctx, vm, j.workload)).collect();
+    let dumps: Vec<OpRecord> = jobs.iter().map(|j| dump(ctx, vm, j)).collect();
+    for ((op, started), (j, dump)) in refs.into_iter().zip(jobs.iter().zip(dumps)) {
+        let reference = match started {
+            Outcome::Ok => finish_reference(ctx, vm, j.workload, op),
+            other => OpRecord { outcome: other, ..OpRecord::broken(String::new()) },
+        };
+        out.push((j.workload.to_string(), Dumped { reference, dump }));
+    }
+    out
+}
+
+/// Runs `op` on `vm` and maps its exit to the op's outcome.
+fn outcome(ctx: &Ctx, vm: &str, op: &GuestOp) -> Outcome {
+    let out = op.out.as_ref().map(|o| ctx.pool.outbox(vm, o)).unwrap_or_default();
+    match ctx.pool.exec(vm, op) {
+        Err(e) => Outcome::Broken(e),
+        Ok(r) => op.outcome(ScriptExit::from_rc(r.rc), &out, &r.output),
+    }
+}
+
+fn start_reference(ctx: &Ctx, vm: &str, w: &str) -> (OpPaths, Outcome) {
+    let op = ctx.op_id('r');
+    let started = outcome(ctx, vm, &GuestOp::start_reference(&op, ctx.workload(w), ctx.setup.step_ms));
+    (op, started)
+}
+
+fn finish_reference(ctx: &Ctx, vm: &str, w: &str, op: OpPaths) -> OpRecord {
+    let out = ctx.pool.outbox(vm, &op);
+    let t = Instant::now();
+    let outcome = match read_pid(&out) {
+        None => Outcome::Broken("reference run wrote no pid".into()),
+        Some(pid) => match outcome(ctx, vm, &GuestOp::wait_reference(&op, ctx.workload(w), pid, ctx.op_timeout())) {
+            Outcome::Ok => {
+                let transcript = std::fs::read_to_string(out.join("transcript")).unwrap_or_default();
+                verdict::reference_problem(&transcript).map_or(Outcome::Ok, Outcome::Broken)
+            }
+            other => other,
+        },
+    };
+    OpRecord { outcome, secs: t.elapsed().as_secs_f64(), out: Some(out), op: Some(op), pid: None, step: None }
+}
+
+fn dump(ctx: &Ctx, vm: &str, job: &Job) -> OpRecord {
+    let wl = ctx.workload(job.workload);
+    let op = ctx.op_id('d');
+    let out = ctx.pool.outbox(vm, &op);
+    let started = Instant::now();
+    let start = GuestOp::start_dump(&op, wl, ctx.setup.step_ms, pid_base(job.pid_slot));
+    let outcome = match outcome(ctx, vm, &start) {
+        Outcome::Ok => outcome(ctx, vm, &GuestOp::dump(&op, wl, job.after, ctx.op_timeout())),
+        other => other,
+    };
+    OpRecord {
+        outcome,
+        secs: started.elapsed().as_secs_f64(),
+        pid: read_pid(&out),
+        out: Some(out),
+        op: Some(op),
+        step: Some(job.after),
+    }
+}
