@@ -4,6 +4,7 @@
 //! verdicts -> reports.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod convert;
 pub mod engine;

@@ -2,11 +2,19 @@
 //! several runs, reported as min / median / max (machines are noisy; the
 //! median and ratios are what to compare).
 
+use crate::config::matrix::{AccelChoice, Matrix};
 use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
-use crate::vm::qemu::{BootSpec, Start, Vm, VmConfig};
+use crate::plan::{Filters, Plan};
+use crate::prepare::Project;
+use crate::report::progress::Progress;
+use crate::session;
+use crate::util::fsutil;
+use crate::verdict::{Stage, Status};
+use crate::vm::qemu::{Accel, BootSpec, Start, Vm, VmConfig};
 use crate::vm::vmstate::{self, Store};
 use anyhow::{Context, Result};
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -105,6 +113,132 @@ pub fn ratio(name: &str, a: &[f64], b: &[f64]) -> String {
     match (Stats::of(a), Stats::of(b)) {
         (Some(a), Some(b)) => format!("{name}, medians: {:.2}x", a.median / b.median),
         _ => format!("{name}: (no successful runs)"),
+    }
+}
+
+/// What `crtest bench` times.
+pub struct BenchArgs {
+    pub kernel: String,
+    pub workload: String,
+    pub runs: u32,
+    pub accel: Option<AccelChoice>,
+    /// Also time resumed guests, and run the whole cells on them.
+    pub resume: bool,
+    pub vs_virtme: bool,
+}
+
+/// Boot timings of one kernel, in seconds per run.
+struct Boots {
+    bz: Vec<f64>,
+    pvh: Vec<f64>,
+    resumed: Vec<f64>,
+    virtme: Vec<f64>,
+}
+
+/// `crtest bench`: boots, then whole cells of `args.workload` on
+/// `args.kernel` -> `args.kernel`, `args.runs` times each, as a table on `out`.
+pub fn run(project: &Project, args: &BenchArgs, out: &mut dyn Write) -> Result<i32> {
+    let (kernel, runs) = (args.kernel.as_str(), args.runs);
+    anyhow::ensure!(project.catalog.get(kernel).is_some(), "unknown kernel `{kernel}`");
+    let matrix = Matrix::for_pairs(
+        &project.library,
+        &project.formats,
+        &args.workload,
+        vec![(kernel.to_string(), kernel.to_string())],
+    );
+    let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
+    let quiet = Progress::new(false);
+    let ready = session::prepare(project, &matrix, &plan, args.accel, &quiet)?;
+    let (k, image, engine, accel) =
+        (&ready.kernels[kernel], &ready.images[kernel], &ready.engines[kernel], ready.accel);
+    let cfg = session::vm_config(&matrix, accel);
+    writeln!(
+        out,
+        "crtest bench: kernel {kernel} ({}), {}, accel {accel:?}, {} MiB guests, {runs} runs each",
+        k.release, engine.id, cfg.memory_mb
+    )?;
+    writeln!(out, "{:<28} {:>8} {:>8} {:>8}", "", "min", "median", "max")?;
+    let boots = boots(args, k, image, &cfg, out)?;
+    let cells = CellRuns { project, matrix: &matrix, plan: &plan, accel, reporter: &quiet };
+    cells.time(args, out)?;
+    writeln!(out, "{}", ratio("PVH / bzImage boot", &boots.pvh, &boots.bz))?;
+    if args.resume {
+        writeln!(out, "{}", ratio("resumed / PVH boot", &boots.resumed, &boots.pvh))?;
+    }
+    if args.vs_virtme {
+        writeln!(out, "{}", ratio("PVH boot / virtme-ng", &boots.pvh, &boots.virtme))?;
+        if args.resume {
+            writeln!(out, "{}", ratio("resumed / virtme-ng", &boots.resumed, &boots.virtme))?;
+        }
+    }
+    Ok(0)
+}
+
+/// Times the boots `args` asks for, a line each as soon as it is known.
+fn boots(args: &BenchArgs, k: &Kernel, image: &GuestImage, cfg: &VmConfig, out: &mut dyn Write) -> Result<Boots> {
+    let (runs, cache) = (args.runs, fsutil::cache_dir());
+    let bz = boot_times(k, &k.vmlinuz, image, cfg, runs)?;
+    writeln!(out, "{}", line("boot to ready (bzImage)", &bz))?;
+    let pvh_image = crate::kernel::pvh::vmlinux(&k.vmlinuz)?;
+    let pvh = match &pvh_image {
+        Some(p) => boot_times(k, p, image, cfg, runs)?,
+        None => vec![],
+    };
+    writeln!(out, "{}", line("boot to ready (PVH)", &pvh))?;
+    let mut resumed = vec![];
+    if args.resume {
+        let store = Store::in_cache(&cache);
+        let boot_image = pvh_image.as_deref().unwrap_or(&k.vmlinuz);
+        resumed = resume_times(k, boot_image, image, cfg, &store, runs)?;
+        writeln!(out, "{}", line("ready (resumed)", &resumed))?;
+    }
+    let mut virtme = vec![];
+    if args.vs_virtme {
+        virtme = virtme_times(k, &cache, runs)?;
+        writeln!(out, "{}", line("virtme-ng run (wall)", &virtme))?;
+    }
+    Ok(Boots { bz, pvh, resumed, virtme })
+}
+
+/// The bench's one-cell run, prepared once.
+struct CellRuns<'a> {
+    project: &'a Project,
+    matrix: &'a Matrix,
+    plan: &'a Plan,
+    accel: Accel,
+    reporter: &'a Progress,
+}
+
+impl CellRuns<'_> {
+    /// Runs the cell `args.runs` times (it must pass): the dump, restore,
+    /// finish and whole-cell lines.
+    fn time(&self, args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+        let (mut dump, mut restore, mut finish, mut cell) = (vec![], vec![], vec![], vec![]);
+        for run in 0..args.runs {
+            let dir = tempfile::tempdir()?;
+            let opts = session::Options {
+                jobs: 1,
+                out: dir.path().to_path_buf(),
+                accel: Some(AccelChoice::Force(self.accel)),
+                seed: Some(u64::from(run)),
+                iters: 1,
+                resume: args.resume,
+            };
+            let done = session::execute(self.project, self.matrix, self.plan, &opts, self.reporter)?;
+            let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("no cell"))?;
+            anyhow::ensure!(c.status == Status::Pass, "bench cell did not pass: {:?}", c.reason);
+            let secs = |s: Stage| c.stages.iter().find(|r| r.stage == s).map_or(f64::NAN, |r| r.secs);
+            dump.push(secs(Stage::Dump));
+            restore.push(secs(Stage::Restore));
+            finish.push(secs(Stage::Finish));
+            cell.push(done.wall_secs);
+        }
+        writeln!(out, "{}", line("dump (wait + criu dump)", &dump))?;
+        writeln!(out, "{}", line("restore (criu restore)", &restore))?;
+        writeln!(out, "{}", line("finish (run to the end)", &finish))?;
+        let (workload, kernel) = (&args.workload, &args.kernel);
+        writeln!(out, "{}", line(&format!("whole cell {workload} {kernel}->{kernel}"), &cell))?;
+        Ok(())
     }
 }
 

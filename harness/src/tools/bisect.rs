@@ -2,7 +2,9 @@
 //! version where a cell goes bad. Each probe is repeated to beat flakes (any
 //! FAIL is bad, all PASS is good); probes that cannot decide (boot failure,
 //! harness ERROR, SKIP) are skipped, never counted as bad, like syzkaller's
-//! and ktest's bisections.
+//! and ktest's bisections. `commands::bisect` runs the cells of `crtest bisect`.
+
+
 
 use crate::config::formats::{Formats, StepSpec};
 use crate::engine::EngineSpec;
