@@ -129,10 +129,10 @@ mod tests {
         new["engine"] = json!("criu-4.2");
         let c = compare(&baseline(), &new);
         let xml = c.junit(Allow::default());
-        let names = crate::report::junit::tests::check_xml(&xml);
+        let names = crate::report::junit::fixture::check_xml(&xml);
         assert_eq!(names.iter().filter(|n| *n == "testcase").count(), 2, "{xml}");
         assert!(xml.contains("<testsuites name=\"crtest-compare\" tests=\"2\" failures=\"2\" errors=\"0\""), "{xml}");
-        let body = crate::report::junit::tests::element(&xml, "counter/6.1-&gt;6.12", "failure");
+        let body = crate::report::junit::fixture::element(&xml, "counter/6.1-&gt;6.12", "failure");
         assert_eq!(body, format!("counter/6.1-&gt;6.12: PASS -&gt; FAIL ({SEGV})\n"));
         assert!(xml.contains("<failure type=\"new failure\" message=\"new failure: PASS -&gt; FAIL\">"), "{xml}");
         assert!(xml.contains("<failure type=\"new skip\""), "{xml}");
