@@ -201,17 +201,32 @@ impl Formats {
     }
 }
 
+/// Why a command named in a config file cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutableError {
+    /// The path cannot be made absolute (no working directory).
+    #[error("{0}")]
+    Absolute(std::io::Error),
+    #[error("{}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a regular file", .0.display())]
+    NotFile(PathBuf),
+    #[error("{} is not executable (chmod +x)", .0.display())]
+    NotExecutable(PathBuf),
+}
+
 /// The absolute path of command `cmd` named in config file `config`
 /// (relative to its directory), if it is an executable regular file.
-pub fn executable(config: &Path, cmd: &str) -> Result<PathBuf, String> {
+pub fn executable(config: &Path, cmd: &str) -> Result<PathBuf, ExecutableError> {
     use std::os::unix::fs::PermissionsExt;
-    let p = std::path::absolute(config.parent().unwrap_or(Path::new(".")).join(cmd)).map_err(|e| e.to_string())?;
-    let meta = std::fs::metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let p =
+        std::path::absolute(config.parent().unwrap_or(Path::new(".")).join(cmd)).map_err(ExecutableError::Absolute)?;
+    let meta = std::fs::metadata(&p).map_err(|source| ExecutableError::Unreadable { path: p.clone(), source })?;
     if !meta.is_file() {
-        return Err(format!("{} is not a regular file", p.display()));
+        return Err(ExecutableError::NotFile(p));
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(format!("{} is not executable (chmod +x)", p.display()));
+        return Err(ExecutableError::NotExecutable(p));
     }
     Ok(p)
 }

@@ -4,6 +4,7 @@
 use crate::config::yaml::{self, ConfigError};
 use crate::kernel::Version;
 use crate::util::fsutil;
+use crate::util::shell::EnvKeyError;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -122,40 +123,61 @@ pub const STEPS: std::ops::RangeInclusive<u32> = 2..=100_000;
 /// in memory).
 pub const PROGRAM_MAX_BYTES: u64 = 64 << 20;
 
+/// Why a workload description cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The name is not safe as a file name and shell word.
+    #[error("workload name {0}")]
+    Name(String),
+    /// A file field (`program`, `dump_root`, `transcript`) is not safe.
+    #[error("workload `{name}`: {field} {why}")]
+    Field { name: String, field: &'static str, why: String },
+    #[error("workload `{name}`: {key}")]
+    EnvKey { name: String, key: EnvKeyError },
+    #[error(
+        "workload `{name}`: expected steps in {}..={} and 0 < dump_after < steps, got dump_after {dump_after} with steps {steps}",
+        STEPS.start(),
+        STEPS.end()
+    )]
+    Steps { name: String, steps: u32, dump_after: u32 },
+    #[error("workload `{name}`: min_kernel expects a version like \"5.13\", got `{min}`")]
+    MinKernel { name: String, min: String },
+    /// An engine option (shown escaped) that would break the guest script.
+    #[error("workload `{name}`: engine option `{option}` has a newline or NUL")]
+    EngineOption { name: String, option: String },
+}
+
 impl Workload {
     /// Checks what the scripts and the file layout rely on: names and file
     /// fields from a safe character set, env keys that are identifiers,
     /// steps and dump point in range, a parseable `min_kernel`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), WorkloadError> {
         let name = &self.name;
-        crate::util::shell::check_name(name).map_err(|e| format!("workload name {e}"))?;
-        let field = |what: &str, v: &Option<String>| match v {
-            Some(v) => crate::util::shell::check_name(v).map_err(|e| format!("workload `{name}`: {what} {e}")),
+        crate::util::shell::check_name(name).map_err(WorkloadError::Name)?;
+        let field = |field: &'static str, v: &Option<String>| match v {
+            Some(v) => {
+                crate::util::shell::check_name(v).map_err(|why| WorkloadError::Field { name: name.clone(), field, why })
+            }
             None => Ok(()),
         };
         field("program", &self.program)?;
         field("dump_root", &self.dump_root)?;
         field("transcript", &self.transcript)?;
         for key in self.env.keys() {
-            crate::util::shell::check_env_key(key).map_err(|e| format!("workload `{name}`: {e}"))?;
+            crate::util::shell::check_env_key(key).map_err(|key| WorkloadError::EnvKey { name: name.clone(), key })?;
         }
         if !STEPS.contains(&self.steps) || self.dump_after == 0 || self.dump_after >= self.steps {
-            return Err(format!(
-                "workload `{name}`: expected steps in {}..={} and 0 < dump_after < steps, got dump_after {} with steps {}",
-                STEPS.start(),
-                STEPS.end(),
-                self.dump_after,
-                self.steps
-            ));
+            return Err(WorkloadError::Steps { name: name.clone(), steps: self.steps, dump_after: self.dump_after });
         }
         if let Some(min) = &self.min_kernel {
             if Version::parse_exact(min).is_none() {
-                return Err(format!("workload `{name}`: min_kernel expects a version like \"5.13\", got `{min}`"));
+                return Err(WorkloadError::MinKernel { name: name.clone(), min: min.clone() });
             }
         }
         for o in self.dump_opts.iter().chain(&self.restore_opts) {
             if o.contains('\0') || o.contains('\n') {
-                return Err(format!("workload `{name}`: engine option `{}` has a newline or NUL", o.escape_debug()));
+                let option = o.escape_debug().to_string();
+                return Err(WorkloadError::EngineOption { name: name.clone(), option });
             }
         }
         Ok(())
@@ -169,7 +191,7 @@ impl Library {
         for (i, w) in workloads.iter().enumerate() {
             let line = yaml::line_of(&text, "- name", &w.name);
             let err = |m: String| ConfigError::new(&path, line, m);
-            w.validate().map_err(err)?;
+            w.validate().map_err(|e| err(e.to_string()))?;
             if workloads[..i].iter().any(|o| o.name == w.name) {
                 return Err(err(format!("workload `{}` appears twice", w.name)));
             }

@@ -24,12 +24,31 @@ const EM_X86_64: usize = 62;
 const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 
+/// Why a file is not an executable the guests can run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("not an ELF file")]
+    NotElf,
+    #[error("expected a 64-bit little-endian ELF (version 1)")]
+    Class,
+    #[error("machine {0:?}, expected x86-64")]
+    Machine(Option<usize>),
+    #[error("ELF type {0:?}, expected an executable (EXEC or DYN)")]
+    Type(Option<usize>),
+    #[error("expected a table of 56-byte program headers")]
+    NoProgramHeaders,
+    #[error("program headers lie outside the file")]
+    HeadersOutside,
+    #[error("it names a dynamic loader (PT_INTERP)")]
+    Dynamic,
+}
+
 /// Why `data` is not a static x86-64 executable the guests can run, if it
 /// is not: an x86-64 executable (see [`check_executable`]) with no PT_INTERP.
-pub fn check_static_executable(data: &[u8]) -> Result<(), String> {
+pub fn check_static_executable(data: &[u8]) -> Result<(), ElfError> {
     check_executable(data)?;
     if segments(data).iter().any(|s| s.kind == PT_INTERP) {
-        return Err("it names a dynamic loader (PT_INTERP)".into());
+        return Err(ElfError::Dynamic);
     }
     Ok(())
 }
@@ -37,26 +56,26 @@ pub fn check_static_executable(data: &[u8]) -> Result<(), String> {
 /// Why `data` is not an x86-64 executable, static or dynamic, if it is not:
 /// ELF64, little endian, current version, x86-64, type EXEC or DYN
 /// (static-pie), a program header table inside the file.
-pub fn check_executable(data: &[u8]) -> Result<(), String> {
+pub fn check_executable(data: &[u8]) -> Result<(), ElfError> {
     if data.len() < EHDR_SIZE || !data.starts_with(b"\x7fELF") {
-        return Err("not an ELF file".into());
+        return Err(ElfError::NotElf);
     }
     if data[4] != 2 || data[5] != 1 || data[6] != 1 {
-        return Err("expected a 64-bit little-endian ELF (version 1)".into());
+        return Err(ElfError::Class);
     }
     if u16_at(data, 0x12) != Some(EM_X86_64) {
-        return Err(format!("machine {:?}, expected x86-64", u16_at(data, 0x12)));
+        return Err(ElfError::Machine(u16_at(data, 0x12)));
     }
     if !matches!(u16_at(data, 0x10), Some(2 | 3)) {
-        return Err(format!("ELF type {:?}, expected an executable (EXEC or DYN)", u16_at(data, 0x10)));
+        return Err(ElfError::Type(u16_at(data, 0x10)));
     }
     let (phoff, phentsize, phnum) = (u64_at(data, 0x20), u16_at(data, 0x36), u16_at(data, 0x38));
     let (Some(phoff), Some(PHDR_SIZE), Some(phnum @ 1..)) = (phoff, phentsize, phnum) else {
-        return Err("expected a table of 56-byte program headers".into());
+        return Err(ElfError::NoProgramHeaders);
     };
     let end = phnum.checked_mul(PHDR_SIZE).and_then(|n| n.checked_add(phoff));
     if end.is_none_or(|end| end > data.len()) {
-        return Err("program headers lie outside the file".into());
+        return Err(ElfError::HeadersOutside);
     }
     Ok(())
 }
@@ -110,23 +129,23 @@ mod tests {
     fn static_executables_are_checked_fully() {
         assert_eq!(check_static_executable(&elf(2, 2)), Ok(()));
         assert_eq!(check_static_executable(&elf(3, 1)), Ok(()));
-        assert!(check_static_executable(b"\x7fELF\x02\x01").unwrap_err().contains("not an ELF"));
-        assert!(check_static_executable(&elf(1, 1)).unwrap_err().contains("EXEC or DYN"));
+        assert!(check_static_executable(b"\x7fELF\x02\x01").unwrap_err().to_string().contains("not an ELF"));
+        assert!(check_static_executable(&elf(1, 1)).unwrap_err().to_string().contains("EXEC or DYN"));
         let mut arm = elf(2, 1);
         arm[0x12] = 183;
-        assert!(check_static_executable(&arm).unwrap_err().contains("x86-64"));
+        assert!(check_static_executable(&arm).unwrap_err().to_string().contains("x86-64"));
         let mut be = elf(2, 1);
         be[5] = 2;
-        assert!(check_static_executable(&be).unwrap_err().contains("little-endian"));
+        assert!(check_static_executable(&be).unwrap_err().to_string().contains("little-endian"));
         let mut cut = elf(2, 3);
         cut.truncate(64 + 56);
-        assert!(check_static_executable(&cut).unwrap_err().contains("outside the file"));
+        assert!(check_static_executable(&cut).unwrap_err().to_string().contains("outside the file"));
         let mut far = elf(2, 1);
         far[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(check_static_executable(&far).unwrap_err().contains("outside the file"));
+        assert!(check_static_executable(&far).unwrap_err().to_string().contains("outside the file"));
         let mut dynamic = elf(2, 2);
         dynamic[64 + 56] = PT_INTERP as u8;
-        assert!(check_static_executable(&dynamic).unwrap_err().contains("PT_INTERP"));
+        assert!(check_static_executable(&dynamic).unwrap_err().to_string().contains("PT_INTERP"));
         assert!(check_static_executable(&elf(2, 0)).is_err());
     }
 }

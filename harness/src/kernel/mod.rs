@@ -66,6 +66,18 @@ pub struct Catalog {
     pub path: PathBuf,
 }
 
+/// Why a command-line kernel names no kernel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// `ids` lists the catalog's kernels.
+    #[error("`{given}` is neither a catalog kernel ({ids}) nor a bzImage file")]
+    Unknown { given: String, ids: String },
+    #[error("{0}: not a bzImage (no kernel version in its header)")]
+    NotBzImage(String),
+    #[error("{given}: unreadable kernel version `{text}`")]
+    BadVersion { given: String, text: String },
+}
+
 impl Catalog {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let (raw, text): (RawCatalog, _) = yaml::load(path)?;
@@ -104,19 +116,18 @@ impl Catalog {
     /// Resolves a command-line kernel: a catalog id, or the path of a bzImage
     /// (added to the catalog as a local kernel; its version is read from the
     /// image's header so `min_kernel` checks still work).
-    pub fn resolve(&mut self, id_or_path: &str, modules: Option<&Path>) -> Result<String, String> {
+    pub fn resolve(&mut self, id_or_path: &str, modules: Option<&Path>) -> Result<String, ResolveError> {
         if self.get(id_or_path).is_some() {
             return Ok(id_or_path.to_string());
         }
         let path = Path::new(id_or_path);
         if !path.is_file() {
             let ids: Vec<&str> = self.kernels.iter().map(|k| k.id.as_str()).collect();
-            return Err(format!("`{id_or_path}` is neither a catalog kernel ({}) nor a bzImage file", ids.join(", ")));
+            return Err(ResolveError::Unknown { given: id_or_path.to_string(), ids: ids.join(", ") });
         }
-        let text = bzimage_version(path)
-            .ok_or_else(|| format!("{id_or_path}: not a bzImage (no kernel version in its header)"))?;
-        let version =
-            Version::parse(&text).ok_or_else(|| format!("{id_or_path}: unreadable kernel version `{text}`"))?;
+        let text = bzimage_version(path).ok_or_else(|| ResolveError::NotBzImage(id_or_path.to_string()))?;
+        let version = Version::parse(&text)
+            .ok_or_else(|| ResolveError::BadVersion { given: id_or_path.to_string(), text: text.clone() })?;
         // The id names files: keep the release's safe characters only.
         let release: String = text
             .split_whitespace()

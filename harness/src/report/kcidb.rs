@@ -246,7 +246,7 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::junit::tests::mk;
+    use crate::report::junit::fixture::mk;
     use crate::verdict::{Outcome, Stage, StageRecord, Status};
 
     fn stage(stage: Stage, outcome: Outcome) -> StageRecord {

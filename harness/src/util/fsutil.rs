@@ -18,29 +18,39 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Why [`read_bounded`] read nothing; it says what was wrong, not which
+/// file (callers name it).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("expected a regular file")]
+    NotFile,
+    #[error("{size} bytes, expected at most {max}")]
+    TooBig { size: u64, max: u64 },
+    #[error("grew past {0} bytes while read")]
+    Grew(u64),
+}
+
 /// Reads `path` if it is a regular file of at most `max` bytes: a device
 /// (`/dev/zero`), FIFO or directory would read forever or mean nothing.
 /// The error says what was wrong, not which file (callers name it).
-pub fn read_bounded(path: &Path, max: u64) -> std::result::Result<Vec<u8>, String> {
+pub fn read_bounded(path: &Path, max: u64) -> std::result::Result<Vec<u8>, ReadError> {
     use std::io::Read;
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err("expected a regular file".into());
+        return Err(ReadError::NotFile);
     }
     if meta.len() > max {
-        return Err(format!("{} bytes, expected at most {max}", meta.len()));
+        return Err(ReadError::TooBig { size: meta.len(), max });
     }
     let mut data = Vec::with_capacity(meta.len() as usize);
     // The file may grow between the check and the read; never read past max.
-    file.take(max + 1).read_to_end(&mut data).map_err(|e| format!("cannot read: {e}"))?;
+    file.take(max + 1).read_to_end(&mut data)?;
     if data.len() as u64 > max {
-        return Err(format!("grew past {max} bytes while read"));
+        return Err(ReadError::Grew(max));
     }
     Ok(data)
 }
@@ -105,12 +115,12 @@ mod tests {
 
     #[test]
     fn bounded_reads_refuse_devices_and_big_files() {
-        assert_eq!(read_bounded(Path::new("/dev/zero"), 10).unwrap_err(), "expected a regular file");
+        assert_eq!(read_bounded(Path::new("/dev/zero"), 10).unwrap_err().to_string(), "expected a regular file");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, b"12345").unwrap();
         assert_eq!(read_bounded(&p, 5).unwrap(), b"12345");
-        assert_eq!(read_bounded(&p, 4).unwrap_err(), "5 bytes, expected at most 4");
+        assert_eq!(read_bounded(&p, 4).unwrap_err().to_string(), "5 bytes, expected at most 4");
         assert!(read_bounded(dir.path(), 4).is_err());
     }
 

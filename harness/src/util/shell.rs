@@ -43,15 +43,21 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// An environment variable name that is not a shell identifier (shown
+/// [`printable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("env key `{0}`: expected a shell identifier ([A-Za-z_][A-Za-z0-9_]*)")]
+pub struct EnvKeyError(pub String);
+
 /// Whether `key` is a shell identifier (an environment variable name `env`
 /// can set): a letter or `_`, then letters, digits or `_`.
-pub fn check_env_key(key: &str) -> Result<(), String> {
+pub fn check_env_key(key: &str) -> Result<(), EnvKeyError> {
     let mut chars = key.chars();
     let first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if first && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && key.len() <= 128 {
         Ok(())
     } else {
-        Err(format!("env key `{}`: expected a shell identifier ([A-Za-z_][A-Za-z0-9_]*)", printable(key)))
+        Err(EnvKeyError(printable(key)))
     }
 }
 

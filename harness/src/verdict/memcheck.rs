@@ -16,7 +16,30 @@
 //! and its first differing page. Missing digests are crtest's fault: ERROR.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why the memory check could not be made (crtest's ERROR, never a FAIL).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemcheckError {
+    #[error("the dump left no output directory")]
+    NoDumpDir,
+    /// A digest file is absent; `said` is the helper's own words for why.
+    #[error("the page digests of the {when} are missing ({}: {error}); memdigest failed: {said}", path.display())]
+    Missing { when: &'static str, path: PathBuf, error: String, said: String },
+    /// `whose` is "the dump's" or "the restore's".
+    #[error("{whose} page digests: {line}")]
+    Unparsable { whose: &'static str, line: BadLine },
+    #[error("the dump's page digests name no memory at all")]
+    Empty,
+}
+
+/// A line of a digest file that does not parse (shown shortened).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {number}: unexpected `{text}`")]
+pub struct BadLine {
+    pub number: usize,
+    pub text: String,
+}
 
 const PAGE: u64 = 4096;
 
@@ -72,11 +95,11 @@ impl Mapping {
 }
 
 /// Parses the helper's output; errors name the line.
-fn parse(text: &str) -> Result<Vec<Mapping>, String> {
+fn parse(text: &str) -> Result<Vec<Mapping>, BadLine> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| parse_line(l).ok_or_else(|| format!("line {}: unexpected `{}`", i + 1, shorten(l))))
+        .map(|(i, l)| parse_line(l).ok_or_else(|| BadLine { number: i + 1, text: shorten(l) }))
         .collect()
 }
 
@@ -187,11 +210,11 @@ impl Damage {
 /// Compares the digests taken after the restore with those taken at the
 /// dump: `Ok(None)` when every page came back, `Ok(Some(why))` naming the
 /// first damaged page, `Err` when a digest file does not parse.
-pub fn compare(before: &str, after: &str) -> Result<Option<String>, String> {
-    let old = parse(before).map_err(|e| format!("the dump's page digests: {e}"))?;
-    let new = parse(after).map_err(|e| format!("the restore's page digests: {e}"))?;
+pub fn compare(before: &str, after: &str) -> Result<Option<String>, MemcheckError> {
+    let old = parse(before).map_err(|line| MemcheckError::Unparsable { whose: "the dump's", line })?;
+    let new = parse(after).map_err(|line| MemcheckError::Unparsable { whose: "the restore's", line })?;
     if old.is_empty() {
-        return Err("the dump's page digests name no memory at all".into());
+        return Err(MemcheckError::Empty);
     }
     let idx = index(&new);
     let none = BTreeMap::new();
@@ -214,8 +237,8 @@ pub fn compare(before: &str, after: &str) -> Result<Option<String>, String> {
 /// missing file carries the helper's own words for why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Digests {
-    pub before: Result<String, String>,
-    pub after: Result<String, String>,
+    pub before: Result<String, MemcheckError>,
+    pub after: Result<String, MemcheckError>,
 }
 
 impl Digests {
@@ -224,14 +247,14 @@ impl Digests {
     pub fn load(dump: Option<&Path>, restore: &Path) -> Digests {
         let before = match dump {
             Some(dir) => read(dir, "before", "dump"),
-            None => Err("the dump left no output directory".into()),
+            None => Err(MemcheckError::NoDumpDir),
         };
         Digests { before, after: read(restore, "after", "restore") }
     }
 
     /// `Ok(None)` when the memory came back intact, `Ok(Some(why))` when it
     /// did not (a FAIL), `Err` when the check could not be made (an ERROR).
-    pub fn compare(&self) -> Result<Option<String>, String> {
+    pub fn compare(&self) -> Result<Option<String>, MemcheckError> {
         match (&self.before, &self.after) {
             (Ok(b), Ok(a)) => compare(b, a),
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
@@ -240,7 +263,7 @@ impl Digests {
 }
 
 /// `DIR/NAME.mem`, or why it is not there: what the helper wrote on stderr.
-fn read(dir: &Path, name: &str, when: &str) -> Result<String, String> {
+fn read(dir: &Path, name: &str, when: &'static str) -> Result<String, MemcheckError> {
     let path = dir.join(format!("{name}.mem"));
     std::fs::read_to_string(&path).map_err(|e| {
         let said = std::fs::read_to_string(dir.join(format!("{name}.mem.err"))).unwrap_or_default();
@@ -248,7 +271,7 @@ fn read(dir: &Path, name: &str, when: &str) -> Result<String, String> {
             "" => "it wrote nothing on stderr (did it run?)".to_string(),
             s => format!("it said: {}", s.lines().take(3).collect::<Vec<_>>().join("; ")),
         };
-        format!("the page digests of the {when} are missing ({}: {e}); memdigest failed: {said}", path.display())
+        MemcheckError::Missing { when, path: path.clone(), error: e.to_string(), said }
     })
 }
 
@@ -350,9 +373,12 @@ mod tests {
     #[test]
     fn bad_or_truncated_digests_are_errors() {
         let cut = BEFORE.replace("0000000000000002*55", "0000000000000002*5");
-        assert!(compare(BEFORE, &cut).unwrap_err().starts_with("the restore's page digests: line 2: unexpected"));
+        assert!(compare(BEFORE, &cut)
+            .unwrap_err()
+            .to_string()
+            .starts_with("the restore's page digests: line 2: unexpected"));
         assert!(compare("1 zz-yy rw-p 0 \t1\n", BEFORE).is_err());
-        assert!(compare("", BEFORE).unwrap_err().contains("no memory"));
+        assert!(compare("", BEFORE).unwrap_err().to_string().contains("no memory"));
     }
 
     #[test]
@@ -362,7 +388,7 @@ mod tests {
             .unwrap();
         std::fs::write(dir.path().join("before.mem"), BEFORE).unwrap();
         let d = Digests::load(Some(dir.path()), dir.path());
-        let e = d.compare().unwrap_err();
+        let e = d.compare().unwrap_err().to_string();
         assert!(e.starts_with("the page digests of the restore are missing"), "{e}");
         assert!(e.ends_with("memdigest failed: it said: memdigest: pid 7: cannot open its maps or mem: EPERM"), "{e}");
         std::fs::write(dir.path().join("after.mem"), BEFORE).unwrap();

@@ -273,8 +273,16 @@ mod tests {
 
     const MEM: &str = "1 00001000-00003000 rw-p 00000000 [heap]\t0a 0b\n";
 
+    /// Digests whose restore side is `after`, or missing as when the
+    /// helper said `said`.
     fn mem(after: Result<&str, &str>) -> Digests {
-        Digests { before: Ok(MEM.into()), after: after.map(str::to_string).map_err(str::to_string) }
+        let missing = |said: &str| crate::verdict::memcheck::MemcheckError::Missing {
+            when: "restore",
+            path: "out/after.mem".into(),
+            error: "No such file or directory (os error 2)".into(),
+            said: said.into(),
+        };
+        Digests { before: Ok(MEM.into()), after: after.map(str::to_string).map_err(missing) }
     }
 
     #[test]
@@ -307,10 +315,19 @@ mod tests {
             (st, why.unwrap().as_str()),
             (Status::Fail, "memory: pid 1 map 00001000-00003000 rw-p [heap]: page 1 of 2 differs")
         );
-        let (st, why) = judged(&mem(Err("memdigest failed: it said: boom")));
-        assert_eq!((st, why.unwrap().as_str()), (Status::Error, "compare: memdigest failed: it said: boom"));
+        let (st, why) = judged(&mem(Err("it said: boom")));
+        assert_eq!(
+            (st, why.unwrap().as_str()),
+            (
+                Status::Error,
+                "compare: the page digests of the restore are missing (out/after.mem: No such file or directory \
+                 (os error 2)); memdigest failed: it said: boom"
+            )
+        );
         assert_eq!(round_memory(&mem(Ok(MEM)), 2), Outcome::Ok);
-        assert!(matches!(round_memory(&mem(Err("x")), 2), Outcome::Broken(m) if m == "round 2: compare: x"));
+        assert!(
+            matches!(round_memory(&mem(Err("x")), 2), Outcome::Broken(m) if m.starts_with("round 2: compare: the page digests"))
+        );
         // A differing transcript speaks first, the damaged page after it.
         let (st, why) = judge_with_state(
             &[],

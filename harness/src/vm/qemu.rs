@@ -8,7 +8,7 @@
 //! script into the 9p share and sends `run ID`; the guest answers
 //! `CRTEST-END ID rc`.
 
-use crate::vm::qmp::Qmp;
+use crate::vm::qmp::{Qmp, QmpError};
 use crate::vm::reaper;
 use rexpect::error::Error as ExpectError;
 use rexpect::session::PtySession;
@@ -174,14 +174,14 @@ pub fn pidfile_args(dir: &Path) -> Vec<String> {
     vec!["-pidfile".into(), dir.join(PIDFILE).display().to_string()]
 }
 
-fn read_pidfile(path: &Path) -> Result<i32, String> {
+fn read_pidfile(path: &Path) -> Result<i32, VmError> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()) {
             return Ok(pid);
         }
         if Instant::now() > deadline {
-            return Err(format!("QEMU wrote no pid to {}", path.display()));
+            return Err(VmError::Spawn(format!("QEMU wrote no pid to {}", path.display())));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -249,7 +249,7 @@ impl Vm {
                 other => return Err(vm.boot_error(format!("guest state after loading: {other:?}"))),
             }
         }
-        qmp.execute("cont", None).map_err(|e| vm.boot_error(e))?;
+        qmp.execute("cont", None).map_err(|e| vm.boot_error(e.to_string()))?;
         Ok(vm)
     }
 
@@ -258,9 +258,9 @@ impl Vm {
     pub fn save_state(&mut self, path: &Path) -> Result<(), VmError> {
         let deadline = Instant::now() + MIGRATE_TIMEOUT;
         let mut qmp = self.qmp(deadline)?;
-        let fail = |vm: &Vm, e: String| vm.boot_error(format!("saving the guest state: {e}"));
+        let fail = |vm: &Vm, e: QmpError| vm.boot_error(format!("saving the guest state: {e}"));
         qmp.execute("stop", None).map_err(|e| fail(self, e))?;
-        let saved = migrate(&mut qmp, path, deadline);
+        let saved = qmp.migrate(&outgoing_uri(path), deadline, MIGRATE_POLL, MIGRATE_TIMEOUT);
         // Run on either way: a failed save must not cost this guest.
         qmp.execute("cont", None).map_err(|e| fail(self, e))?;
         saved.map_err(|e| fail(self, e))?;
@@ -296,7 +296,7 @@ impl Vm {
         let opts = rexpect::reader::Options::default().timeout_ms(Some(POLL_MS)).strip_ansi_escape_codes(false);
         let mut session = rexpect::session::spawn_with_options(cmd, opts).map_err(|e| VmError::Spawn(e.to_string()))?;
         session.process_mut().set_kill_timeout(Some(2000));
-        let pid = read_pidfile(&spec.share.join(PIDFILE)).map_err(VmError::Spawn)?;
+        let pid = read_pidfile(&spec.share.join(PIDFILE))?;
         reaper::register(pid);
         Ok(Vm {
             kernel_id: spec.kernel_id.clone(),
@@ -344,7 +344,7 @@ impl Vm {
     }
 
     fn qmp(&self, deadline: Instant) -> Result<Qmp, VmError> {
-        Qmp::connect(&self.share.join(QMP_SOCKET), deadline).map_err(|e| self.boot_error(e))
+        Qmp::connect(&self.share.join(QMP_SOCKET), deadline).map_err(|e| self.boot_error(e.to_string()))
     }
 
     fn send(&mut self, line: &str) -> Result<(), VmError> {
@@ -439,22 +439,6 @@ impl Drop for Vm {
             drop(session);
         }
         reaper::unregister(self.pid);
-    }
-}
-
-/// Migrates a stopped guest's state into `path` and waits until it is written.
-fn migrate(qmp: &mut Qmp, path: &Path, deadline: Instant) -> Result<(), String> {
-    qmp.execute("migrate", Some(serde_json::json!({ "uri": outgoing_uri(path) })))?;
-    loop {
-        let info = qmp.execute("query-migrate", None)?;
-        match info["status"].as_str() {
-            Some("completed") => return Ok(()),
-            Some("failed") | Some("cancelled") => {
-                return Err(info["error-desc"].as_str().unwrap_or("migration failed").to_string())
-            }
-            _ if Instant::now() > deadline => return Err(format!("not written within {}s", MIGRATE_TIMEOUT.as_secs())),
-            _ => std::thread::sleep(MIGRATE_POLL),
-        }
     }
 }
 
