@@ -36,7 +36,7 @@ print(len(names))
 /// The crit of every format in `formats`, each fetched once.
 pub fn for_formats(
     formats: impl IntoIterator<Item = String>,
-    engines: &[crate::engine::EngineSpec],
+    engines: &[crate::config::engines::EngineSpec],
     cache: &Path,
     log: &dyn Fn(&str),
 ) -> Result<std::collections::BTreeMap<String, Crit>> {
@@ -87,7 +87,7 @@ impl Crit {
     /// (its tools tree is fetched and cached on first use).
     pub fn for_format(
         format: &str,
-        engines: &[crate::engine::EngineSpec],
+        engines: &[crate::config::engines::EngineSpec],
         cache: &Path,
         log: &dyn Fn(&str),
     ) -> Result<Crit> {

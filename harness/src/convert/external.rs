@@ -45,7 +45,7 @@ impl External {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().with_context(|| format!("running converter {}", self.command.display()))?;
+        let mut child = spawn(&mut cmd).with_context(|| format!("running converter {}", self.command.display()))?;
         crate::vm::reaper::register(child.id() as i32);
         let stderr = child.stderr.take().expect("piped");
         let reader = std::thread::spawn(move || tail_of(stderr));
@@ -149,6 +149,22 @@ impl Converter for External {
     }
     fn under_test(&self) -> bool {
         true
+    }
+}
+
+/// Spawns `cmd`, retrying briefly while Linux refuses to exec a file that is
+/// still open for writing somewhere (ETXTBSY): a converter written a moment
+/// ago can stay open in a child another thread forked meanwhile.
+fn spawn(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

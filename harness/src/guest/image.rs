@@ -110,7 +110,7 @@ pub fn build(
     for entry in &engine.files {
         tree.add(entry.clone());
     }
-    tree.add(Entry::file(crate::engine::ENV_FILE, 0o644, crate::engine::env_file(&engine.env)?));
+    tree.add(Entry::file(crate::guest::layout::ENV_FILE, 0o644, crate::config::engines::env_file(&engine.env)?));
     add_modules(&mut tree, kernel, &mut notes)?;
     for (name, bin) in workloads {
         tree.add(Entry::file(&format!("{WORKLOAD_BIN_DIR}/{name}"), 0o755, bin.clone()));

@@ -32,7 +32,7 @@ pub struct Route {
 pub fn engine_of<'m>(matrix: &'m Matrix, kind: &'m str) -> &'m str {
     match kind.split_once('@') {
         Some((_, e)) => e,
-        None => matrix.engines.get(kind).map(String::as_str).unwrap_or(crate::engine::HOST),
+        None => matrix.engines.get(kind).map(String::as_str).unwrap_or(crate::config::engines::HOST),
     }
 }
 

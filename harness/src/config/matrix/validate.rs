@@ -37,7 +37,7 @@ impl Source<'_> {
             return Ok(());
         }
         let mut known: Vec<&str> = formats.engine_formats.keys().map(String::as_str).collect();
-        known.insert(0, crate::engine::HOST);
+        known.insert(0, crate::config::engines::HOST);
         Err(self
             .err(self.at(section, engine), format!("unknown engine `{engine}`: expected one of {}", known.join(", "))))
     }
@@ -257,7 +257,7 @@ fn kernel_engines(
     overrides: &BTreeMap<String, String>,
     kernels: &[String],
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let default = default.unwrap_or_else(|| crate::engine::HOST.to_string());
+    let default = default.unwrap_or_else(|| crate::config::engines::HOST.to_string());
     src.engine_known(formats, &default, "engine")?;
     for e in overrides.values() {
         src.engine_known(formats, e, "kernel_engines")?;
