@@ -145,6 +145,7 @@ pub fn execute(
         converter_command: matrix.converter.clone(),
         crits,
         iters: opts.iters,
+        interrupted: Box::new(reaper::interrupted),
     };
     let qemu = Qemu {
         kinds: kernels

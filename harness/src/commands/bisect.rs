@@ -1,13 +1,13 @@
 //! `crtest bisect`: the probe loop that runs cells along an axis (kernels,
 //! engines or the steps of a conversion chain) for [`crate::tools::bisect`].
 
-use crate::tools::bisect::{self, Probe};
 use crate::cli::{Axis, BisectArgs, Side};
 use crate::commands::cell::one_cell;
 use crate::commands::select::engine_id;
 use crate::commands::Out;
 use crate::prepare::Project;
 use crate::session;
+use crate::tools::bisect::{self, Probe};
 use crate::verdict::Status;
 use anyhow::{bail, Context, Result};
 use std::ops::ControlFlow;

@@ -35,8 +35,7 @@ pub fn plan(
 /// A cell's id, its route (engines, chain of converters, PID slot, dump
 /// point under the seed), its role and why it is skipped.
 fn cell_line(c: &Cell) -> String {
-    let chain: Vec<String> =
-        c.chain().iter().map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name())).collect();
+    let chain: Vec<String> = c.chain().iter().map(|s| format!("{} -> {} ({})", s.from, s.to, s.using.name())).collect();
     let via = if chain.is_empty() { String::new() } else { format!("  via {}", chain.join(", ")) };
     let route = c.route.as_ref().map_or(String::new(), |r| {
         let after = r.dump_after.map_or(String::new(), |s| format!(", dump after step {s}"));
@@ -91,10 +90,13 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         // The route resolved by the plan: engines, PID slot, and the dump point of seed 1.
         assert!(
-            lines.contains(&"counter/5.10->6.1  [host -> host, pid slot 0, dump after step 1]  control counter/5.10->5.10"),
+            lines.contains(
+                &"counter/5.10->6.1  [host -> host, pid slot 0, dump after step 1]  control counter/5.10->5.10"
+            ),
             "{text}"
         );
-        assert!(lines.contains(&"counter/6.1->5.10  [host -> host, pid slot 1, dump after step 2]  control counter/6.1->6.1"));
+        assert!(lines
+            .contains(&"counter/6.1->5.10  [host -> host, pid slot 1, dump after step 2]  control counter/6.1->6.1"));
         assert!(lines.iter().any(|l| l.starts_with("pipe/5.10->5.10") && l.contains("SKIP: ")), "{text}");
         assert_eq!(
             lines.last().unwrap(),

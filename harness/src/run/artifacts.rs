@@ -1,7 +1,7 @@
 //! What a cell leaves for the report: transcripts, engine logs, states and
 //! page digests of every cell, and the images of cells that did not pass.
 
-use super::OpRecord;
+use super::{Ctx, OpRecord};
 use crate::plan::Cell;
 use crate::verdict::Status;
 use std::path::{Path, PathBuf};
@@ -12,18 +12,18 @@ const IMAGES_KEPT_MAX: u64 = 32 << 20;
 /// Keeps transcripts and engine logs of every cell, and the images of
 /// cells that did not pass.
 pub fn save(
+    ctx: &Ctx,
     cell: &Cell,
     status: Status,
-    root: &Path,
     reference: &OpRecord,
     dump: &OpRecord,
     restored: &Path,
 ) -> Option<String> {
-    if crate::vm::reaper::interrupted() {
+    if (ctx.setup.interrupted)() {
         return None;
     }
     let rel = format!("cells/{}/{}--{}", cell.workload, cell.src_kind(), cell.dst_kind());
-    let dir = root.join(&rel);
+    let dir = ctx.artifacts.join(&rel);
     std::fs::create_dir_all(&dir).ok()?;
     let copy = |from: Option<PathBuf>, name: &str| {
         if let Some(f) = from.filter(|f| f.is_file()) {

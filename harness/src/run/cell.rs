@@ -147,7 +147,7 @@ impl<'c> CellRun<'c> {
         let dst = ctx.pool.inbox(&self.vm, &self.op);
         let t = Instant::now();
         // An interrupted run's scratch is being removed: do not recreate it.
-        let copied = match crate::vm::reaper::interrupted() {
+        let copied = match (ctx.setup.interrupted)() {
             true => Err(std::io::Error::other("crtest was interrupted")),
             false => {
                 std::fs::create_dir_all(&dst).and_then(|_| std::fs::copy(src.join("files.tar"), dst.join("files.tar")))
@@ -281,7 +281,7 @@ impl<'c> CellRun<'c> {
             true => self.compare(&restored),
             false => verdict::judge(&self.stages, None, None),
         };
-        let dir = artifacts::save(self.cell, status, ctx.artifacts, &self.src.reference, self.dump(), &restored);
+        let dir = artifacts::save(ctx, self.cell, status, &self.src.reference, self.dump(), &restored);
         let mut r = CellResult::unrun(self.cell.clone(), status, reason);
         r.stages = std::mem::take(&mut self.stages);
         r.conversion = std::mem::take(&mut self.conversion);

@@ -14,6 +14,7 @@ use crate::verdict::{Stage, Status};
 use crate::vm::qemu::{CmdResult, Start};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ pub struct Script {
     pub restored_snap: Option<String>,
     /// Features the engine lacks.
     pub missing_features: BTreeSet<String>,
+    /// Interrupt the run once an op with this label has run.
+    pub interrupt_after: Option<String>,
+    /// The fake run's Ctrl-C, set once `interrupt_after` has run.
+    pub interrupted: Arc<AtomicBool>,
     /// Every op run: (VM, label).
     pub ran: Mutex<Vec<(String, String)>>,
 }
@@ -71,6 +76,9 @@ impl Guest for FakeGuest {
     fn run(&mut self, op: &GuestOp, _: Duration) -> anyhow::Result<CmdResult> {
         let s = &self.script;
         s.ran.lock().unwrap().push((self.name.clone(), op.label.clone()));
+        if s.interrupt_after.as_deref() == Some(op.label.as_str()) {
+            s.interrupted.store(true, Ordering::SeqCst);
+        }
         anyhow::ensure!(!s.faults.contains(&(self.name.clone(), op.kind)), "QEMU exited");
         let code = s.exits.get(&(self.name.clone(), op.kind)).copied().unwrap_or(rc::OK);
         let out = op.out.as_ref().map(|o| self.share.join("out").join(&o.id));
@@ -182,6 +190,10 @@ pub fn run_fake(cells: Vec<Cell>, script: Script, iters: u32) -> (RunOutput, Arc
         crits: BTreeMap::new(),
         iters,
         restore_in_dumping_guest: false,
+        interrupted: {
+            let flag = script.interrupted.clone();
+            Box::new(move || flag.load(Ordering::SeqCst))
+        },
     };
     let work = tempfile::tempdir().unwrap();
     let artifacts = tempfile::tempdir().unwrap();

@@ -181,3 +181,19 @@ fn iterations_add_rounds_and_fail_with_the_round() {
     let (out, _) = run_fake(vec![cell("counter", "6.1", "6.1")], exits(DST, OpKind::Iterate, rc::NO_ROOM), 2);
     assert_eq!(verdict(&out, DIAG).0, Status::Pass, "no room for another round is no failure");
 }
+
+#[test]
+fn an_interrupt_stops_guest_work_and_cuts_later_cells_short() {
+    // One target guest, two waves (one workload): the interrupt comes during the second.
+    let plain = |src: &str| crate::plan::Cell { control: None, ..cell("counter", src, "6.1") };
+    let script = Script { interrupt_after: Some("restore counter/6.12->6.1".into()), ..Script::default() };
+    let (out, script) = run_fake(vec![plain("5.10"), plain("6.12")], script, 1);
+    let ran = script.ran.lock().unwrap();
+    assert_eq!(ran.last().unwrap().1, "restore counter/6.12->6.1", "no guest op after the interrupt: {ran:?}");
+    assert_eq!(verdict(&out, "counter/5.10->6.1").0, Status::Pass, "judged before the interrupt");
+    // A cell judged after the interrupt is cut short: never a result, never a FAIL.
+    assert_eq!(out.cut_short.iter().collect::<Vec<_>>(), ["counter/6.12->6.1"]);
+    let (s, why) = verdict(&out, "counter/6.12->6.1");
+    assert_eq!(s, Status::Error);
+    assert!(why.contains("crtest was interrupted"), "{why}");
+}

@@ -59,6 +59,10 @@ pub struct Setup {
     /// Restore in the guest that dumped (the matrix's `vm.restore_in:
     /// dumping-guest`) instead of another guest of the target kind.
     pub restore_in_dumping_guest: bool,
+    /// Whether the run was interrupted (Ctrl-C, SIGTERM): from then on no
+    /// guest work starts and nothing is written. `reaper::interrupted` in
+    /// real runs.
+    pub interrupted: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 pub struct RunOutput {
@@ -155,7 +159,7 @@ pub fn run(
     let timeout = setup.timeouts.operation + GUEST_GRACE;
     let ctx = Ctx {
         setup,
-        pool: Pool::new(launcher, reporter, work, timeout),
+        pool: Pool::new(launcher, reporter, work, timeout, &*setup.interrupted),
         artifacts,
         features: Mutex::new(BTreeMap::new()),
         next_op: AtomicU32::new(0),
@@ -171,7 +175,7 @@ pub fn run(
     let emit = |ready: Vec<CellResult>| {
         for r in ready {
             // A cell judged after an interrupt may carry the interrupt's damage.
-            if crate::vm::reaper::interrupted() {
+            if (setup.interrupted)() {
                 cut_short.lock().unwrap().insert(r.cell.id.clone());
                 continue;
             }

@@ -8,7 +8,6 @@ use crate::event::{Event, Reporter};
 use crate::plan::GuestKind;
 use crate::result::{kind_of_vm, VmRecord};
 use crate::vm::qemu::CmdResult;
-use crate::vm::reaper;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -32,10 +31,17 @@ pub struct Pool<'a> {
     /// Records of VMs that are gone, by name.
     gone: Mutex<BTreeMap<String, VmRecord>>,
     boot_times: Mutex<BTreeMap<String, f64>>,
+    interrupted: &'a (dyn Fn() -> bool + Sync),
 }
 
 impl<'a> Pool<'a> {
-    pub fn new(launcher: &'a dyn Launcher, reporter: &'a dyn Reporter, work: &'a Path, timeout: Duration) -> Self {
+    pub fn new(
+        launcher: &'a dyn Launcher,
+        reporter: &'a dyn Reporter,
+        work: &'a Path,
+        timeout: Duration,
+        interrupted: &'a (dyn Fn() -> bool + Sync),
+    ) -> Self {
         Pool {
             launcher,
             reporter,
@@ -44,6 +50,7 @@ impl<'a> Pool<'a> {
             vms: Mutex::new(BTreeMap::new()),
             gone: Mutex::new(BTreeMap::new()),
             boot_times: Mutex::new(BTreeMap::new()),
+            interrupted,
         }
     }
 
@@ -76,7 +83,7 @@ impl<'a> Pool<'a> {
                 Slot::Down(why) => Err(why.clone()),
             };
         }
-        if reaper::interrupted() {
+        if (self.interrupted)() {
             return Err("crtest was interrupted".into());
         }
         self.reporter.event(&Event::Booting { kernel: vm.into() });
@@ -113,7 +120,7 @@ impl<'a> Pool<'a> {
         let handle = self.handle(vm);
         let mut guard = handle.lock().unwrap();
         let (slot, _) = guard.as_mut().ok_or("VM not booted")?;
-        if reaper::interrupted() {
+        if (self.interrupted)() {
             return Err("crtest was interrupted".into());
         }
         let guest = match slot {

@@ -4,8 +4,6 @@
 //! harness ERROR, SKIP) are skipped, never counted as bad, like syzkaller's
 //! and ktest's bisections. `commands::bisect` runs the cells of `crtest bisect`.
 
-
-
 use crate::config::formats::{Formats, StepSpec};
 use crate::engine::EngineSpec;
 
