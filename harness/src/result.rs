@@ -83,6 +83,7 @@ pub(crate) fn fixture(workload: &str, src: &str, dst: &str, status: Status) -> C
     let cell = Cell {
         id: crate::plan::cell_id(workload, src, dst),
         workload: workload.into(),
+        mode: Default::default(),
         src: src_k,
         dst: dst_k,
         src_engine,

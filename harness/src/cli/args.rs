@@ -36,6 +36,9 @@ pub struct CellArgs {
     /// Seed that moves the dump point (default: a new one, printed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// How the memory travels: dump (default), predump, page-server or lazy.
+    #[arg(long, default_value = "dump", value_parser = parse_mode)]
+    pub mode: crate::config::mode::Mode,
     /// Boot every guest from its kernel instead of resuming a saved guest state.
     #[arg(long)]
     pub no_resume: bool,
@@ -184,4 +187,10 @@ pub fn default_jobs() -> usize {
         .and_then(|t| t.lines().find_map(|l| l.strip_prefix("MemAvailable:")?.trim().split(' ').next()?.parse().ok()))
         .unwrap_or(4 << 20);
     (2 * cores).min(mem_kib / (2560 << 10)).clamp(1, MAX_JOBS)
+}
+
+/// A `--mode` value.
+fn parse_mode(s: &str) -> Result<crate::config::mode::Mode, String> {
+    crate::config::mode::Mode::parse(s)
+        .ok_or_else(|| format!("unknown mode `{s}`: expected one of {}", crate::config::mode::Mode::names()))
 }

@@ -114,7 +114,7 @@ fn probe_cell(
         let out = args.out.join(format!("{point}-{run}"));
         let opts =
             session::Options { jobs: 2, out, accel: args.accel, seed: Some(u64::from(run)), iters: 1, resume: true };
-        match one_cell(project, &args.workload, (src, dst), engines, &opts) {
+        match one_cell(project, &args.workload, (src, dst), engines, crate::config::mode::Mode::Dump, &opts) {
             Ok((Status::Fail, id, why)) => return Probe::Bad(format!("{id}: {why}")),
             Ok((Status::Pass, ..)) => {}
             Ok((status, _, why)) => skip = Some(format!("{status}: {why}")),

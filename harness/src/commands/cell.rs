@@ -5,6 +5,7 @@ use super::select::{engine_id, ENGINE_RULE};
 use super::Out;
 use crate::cli::CellArgs;
 use crate::config::matrix::{EnginePair, Matrix};
+use crate::config::mode::Mode;
 use crate::engine::LocalEngineError;
 use crate::plan::{Filters, Plan};
 use crate::prepare::Project;
@@ -24,6 +25,7 @@ pub fn one_cell(
     workload: &str,
     (src, dst): (&str, &str),
     (engine, restore_engine): (Option<&str>, Option<&str>),
+    mode: Mode,
     opts: &session::Options,
 ) -> Result<(Status, String, String)> {
     anyhow::ensure!(
@@ -45,6 +47,7 @@ pub fn one_cell(
             restore_engine: r.to_string(),
         });
     }
+    matrix.modes = vec![mode];
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let done = session::execute(project, &matrix, &plan, opts, &Progress::new(false))?;
     // The plan may hold the cell's control too (its source kind's diagonal).
@@ -86,7 +89,8 @@ fn engine_ids(project: &mut Project, args: &CellArgs, out: &mut Out) -> Result<C
             }
             // A CRIU that cannot even say its version is the system under test failing.
             Err(e @ LocalEngineError::Broken(..)) => {
-                let id = crate::plan::cell_id(&args.workload, &args.src_kernel, &args.dst_kernel);
+                let label = crate::plan::label(&args.workload, args.mode);
+                let id = crate::plan::cell_id(&label, &args.src_kernel, &args.dst_kernel);
                 writeln!(out.stdout, "{} {id}: {flag} {e}", Status::Fail)?;
                 return Ok(ControlFlow::Break(1));
             }
@@ -121,7 +125,7 @@ pub fn cell(mut project: Project, args: CellArgs, out: &mut Out) -> Result<i32> 
         resume: !args.no_resume,
     };
     let engines = (engine.as_deref(), restore_engine.as_deref());
-    let (status, id, reason) = match one_cell(&project, &args.workload, (&src, &dst), engines, &opts) {
+    let (status, id, reason) = match one_cell(&project, &args.workload, (&src, &dst), engines, args.mode, &opts) {
         Ok(r) => r,
         Err(e) => {
             writeln!(out.stderr, "crtest cell: cannot test this revision: {e:#}")?;

@@ -5,5 +5,6 @@ pub mod engines;
 pub mod formats;
 pub mod glob;
 pub mod matrix;
+pub mod mode;
 pub mod workload;
 pub mod yaml;

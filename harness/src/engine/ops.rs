@@ -58,6 +58,13 @@ impl GuestOp {
         GuestOp::new(OpKind::Dump, format!("dump {} after step {after}", w.name), script, op, op, timeout)
     }
 
+    /// A dump after `rounds` pre-dump rounds (mode `predump`).
+    pub fn predump(op: &OpPaths, w: &Workload, after: u32, rounds: u32, timeout: u32) -> Self {
+        let script = scripts::predump_script(op, w, after, rounds, timeout);
+        let label = format!("dump {} after step {after}, {rounds} pre-dumps before", w.name);
+        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
     pub fn wait_reference(op: &OpPaths, w: &Workload, pid: u32, timeout: u32) -> Self {
         let script = scripts::wait_script(op, op, w, pid, timeout);
         GuestOp::new(OpKind::WaitReference, format!("finish reference {}", w.name), script, op, op, timeout)

@@ -151,9 +151,14 @@ done
 /// Shell that dumps tree `$PID` into `/tmp/img-ID`, recording the frozen
 /// state into `$OUT/SNAP` and the log into `$OUT/dump.log`.
 fn criu_dump_sh(id: &str, w: &Workload, snap: &str) -> String {
+    criu_dump_with_sh(id, w, snap, "")
+}
+
+/// [`criu_dump_sh`] with `extra` engine options (already shell words).
+fn criu_dump_with_sh(id: &str, w: &Workload, snap: &str, extra: &str) -> String {
     format!(
         r#"mkdir -p /tmp/img-{id}
-{hook}criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 --action-script /tmp/snap-{id}.sh {opts}
+{hook}criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 --action-script /tmp/snap-{id}.sh {extra}{opts}
 rc=$?
 cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
@@ -228,6 +233,59 @@ rm -rf /tmp/img-{id}
         wait = wait_steps_sh(after, timeout_s),
         root = dump_root_sh(w),
         dump = criu_dump_sh(&op.id, w, "before.snap"),
+        copy = rc::COPY_FAILED,
+    )
+}
+
+/// The steps at which the pre-dump rounds of a dump after step `after` run:
+/// one step apart, just before it (never before step 1).
+pub fn predump_steps(after: u32, rounds: u32) -> Vec<u32> {
+    (1..=rounds).map(|r| after.saturating_sub(rounds + 1 - r).max(1)).collect()
+}
+
+/// Like [`dump_script`], with `rounds` `criu pre-dump` rounds (memory
+/// tracking, each the parent of the next) while the workload runs, then the
+/// final dump of what changed since the last. Pre-dump dirs land in
+/// `$OUT/pre/N` and the final dump in `$OUT/img`, without their `parent`
+/// links (the host links the converted dirs again).
+pub fn predump_script(op: &OpPaths, w: &Workload, after: u32, rounds: u32, timeout_s: u32) -> String {
+    let id = &op.id;
+    let mut pre = String::new();
+    for (i, step) in predump_steps(after, rounds).into_iter().enumerate() {
+        let r = i + 1;
+        let prev = if r > 1 { format!("--prev-images-dir ../pre{} ", r - 1) } else { String::new() };
+        pre.push_str(&wait_steps_sh(step, timeout_s));
+        if r == 1 {
+            pre.push_str(&dump_root_sh(w));
+        }
+        pre.push_str(&format!(
+            r#"mkdir -p /tmp/img-{id}/pre{r}
+criu pre-dump -t "$PID" -D /tmp/img-{id}/pre{r} -o pre-dump.log -v4 --track-mem {prev}{opts}
+rc=$?
+cp /tmp/img-{id}/pre{r}/pre-dump.log "$OUT/pre-dump{r}.log"
+[ $rc = 0 ] || {{ cp "$OUT/pre-dump{r}.log" "$OUT/dump.log"; dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
+"#,
+            opts = options(&w.dump_opts),
+            failed = rc::DUMP_FAILED,
+        ));
+    }
+    let extra = format!("--track-mem --prev-images-dir pre{rounds} ");
+    format!(
+        r#"{prelude}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
+{wl}{pre}{wait}{dump}mkdir -p "$OUT/pre" || exit {copy}
+for r in $(seq 1 {rounds}); do
+    cp -a /tmp/img-{id}/pre$r "$OUT/pre/$r" && rm -f "$OUT/pre/$r/parent" && rm -rf /tmp/img-{id}/pre$r || exit {copy}
+done
+rm -f /tmp/img-{id}/parent
+cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
+rm -rf /tmp/img-{id}
+"#,
+        prelude = prelude(),
+        dir = op.dir(),
+        out = op.out(),
+        wl = workload_sh(w),
+        wait = wait_steps_sh(after, timeout_s),
+        dump = criu_dump_with_sh(id, w, "before.snap", &extra),
         copy = rc::COPY_FAILED,
     )
 }

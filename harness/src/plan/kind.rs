@@ -49,6 +49,17 @@ pub fn kernel_of(kind: &str) -> &str {
     kind.split_once('@').map_or(kind, |(k, _)| k)
 }
 
+/// A workload in a mode, as cell ids, grids and dumps name it: the workload
+/// alone in `dump` mode (ids of plain dumps never change), else
+/// `WORKLOAD+MODE` (`counter+predump`).
+pub fn label(workload: &str, mode: crate::config::mode::Mode) -> String {
+    match mode.is_dump() {
+        true => workload.to_string(),
+        false => format!("{workload}+{mode}"),
+    }
+}
+
+/// `LABEL/SRC->DST`, where LABEL is the workload and its mode (see [`label`]).
 pub fn cell_id(workload: &str, src: &str, dst: &str) -> String {
     format!("{workload}/{src}->{dst}")
 }

@@ -9,11 +9,12 @@ pub mod route;
 pub mod seed;
 
 pub use filter::Filters;
-pub use kind::{cell_id, dump_key, kernel_of, kind, GuestKind};
+pub use kind::{cell_id, dump_key, kernel_of, kind, label, GuestKind};
 pub use route::{engine_of, Route};
 pub use seed::dump_point;
 
 use crate::config::matrix::Matrix;
+use crate::config::mode::Mode;
 use crate::config::workload::Library;
 use crate::kernel::Catalog;
 use serde::Serialize;
@@ -21,9 +22,13 @@ use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Cell {
-    /// `workload/src->dst`, stable across runs.
+    /// `workload/src->dst` (`workload+mode/src->dst` beyond `dump`), stable
+    /// across runs.
     pub id: String,
     pub workload: String,
+    /// How the memory travels (`dump` unless the matrix names modes).
+    #[serde(default, skip_serializing_if = "Mode::is_dump")]
+    pub mode: Mode,
     pub src: String,
     pub dst: String,
     /// The engine that dumps / restores when it is not the kernel's own
@@ -51,6 +56,10 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// The workload in its mode, as grids and dumps name it.
+    pub fn label(&self) -> String {
+        label(&self.workload, self.mode)
+    }
     /// The source kind's name, as cell ids and reports carry it.
     pub fn src_kind(&self) -> String {
         self.src_guest().name()
@@ -95,6 +104,7 @@ fn add_controls(matrix: &Matrix, cells: &mut Vec<Cell>) {
         extra.push(Cell {
             id: id.clone(),
             workload: c.workload.clone(),
+            mode: c.mode,
             src: c.src.clone(),
             dst: c.src.clone(),
             src_engine: c.src_engine.clone(),
@@ -122,6 +132,13 @@ fn engine_pairs(matrix: &Matrix) -> Vec<(String, String, Option<String>, Option<
     out
 }
 
+/// Why cells of `mode` cannot run yet: the modes that move pages between
+/// two running guests need a link between them that the run does not make.
+fn unbuilt(mode: Mode) -> Option<String> {
+    matches!(mode, Mode::PageServer | Mode::Lazy)
+        .then(|| format!("mode {mode}: not built yet (needs a link between the source and target guests)"))
+}
+
 /// The PID slot of (workload, source kernel): from their positions in the
 /// matrix, so the same dump gets the same PID range whatever the filters,
 /// partition or parallelism.
@@ -136,12 +153,16 @@ impl Plan {
         let keep_k = |k: &String| filters.kernels.is_empty() || filters.kernels.contains(k);
         let keep_w = |w: &String| filters.workloads.is_empty() || filters.workloads.contains(w);
         let mut cells = Vec::new();
-        for w in matrix.workloads.iter().filter(|w| keep_w(w)) {
+        let runs =
+            matrix.workloads.iter().filter(|w| keep_w(w)).flat_map(|w| matrix.modes.iter().map(move |m| (w, *m)));
+        for (w, mode) in runs {
             let workload = library.get(w).expect("matrix validated against library");
+            let wl = label(w, mode);
             for (src, dst, se, de) in engine_pairs(matrix).into_iter().filter(|(s, d, ..)| keep_k(s) && keep_k(d)) {
                 let (sk, dk) = (kind(&src, se.as_deref()), kind(&dst, de.as_deref()));
-                let id = cell_id(w, &sk, &dk);
-                if filters.partition.is_some_and(|p| !p.contains(&dump_key(w, &sk))) || !filters.keeps(&id, &sk, &dk) {
+                let id = cell_id(&wl, &sk, &dk);
+                if filters.partition.is_some_and(|p| !p.contains(&dump_key(&wl, &sk))) || !filters.keeps(&id, &sk, &dk)
+                {
                     continue;
                 }
                 let skip = [&src, &dst]
@@ -156,14 +177,16 @@ impl Plan {
                             matrix.formats.of_engine(engine_of(matrix, kind)).and_then(|f| workload.known_gap(&f))
                         };
                         (!filters.run_known_gaps).then(|| gap(&sk).or_else(|| gap(&dk))).flatten()
-                    });
-                let control = (sk != dk && skip.is_none()).then(|| cell_id(w, &sk, &sk));
+                    })
+                    .or_else(|| unbuilt(mode));
+                let control = (sk != dk && skip.is_none()).then(|| cell_id(&wl, &sk, &sk));
                 let route =
                     skip.is_none().then(|| route::resolve(matrix, &sk, &dk, pid_slot(matrix, w, &src))).flatten();
                 let (src_engine, dst_engine, control_only) = (se, de, false);
                 cells.push(Cell {
                     id,
                     workload: w.clone(),
+                    mode,
                     src,
                     dst,
                     src_engine,
@@ -195,9 +218,9 @@ impl Plan {
         self.cells.iter().filter(|c| c.skip.is_none())
     }
 
-    /// (workload, source kind) pairs to dump, each once.
+    /// (workload in its mode, source kind) pairs to dump, each once.
     pub fn dumps(&self) -> BTreeSet<(String, String)> {
-        self.runnable().map(|c| (c.workload.clone(), c.src_kind())).collect()
+        self.runnable().map(|c| (c.label(), c.src_kind())).collect()
     }
 
     /// Guest kinds that need a VM.

@@ -24,16 +24,16 @@ pub fn parts(cells: &[CellResult], kernels: &[String], known: &crate::verdict::k
 /// references.
 fn body(cells: &[CellResult], kernels: &[String], known: &crate::verdict::known::Known) -> String {
     let mut out = String::new();
-    let mut workloads: Vec<&str> = Vec::new();
+    let mut workloads: Vec<String> = Vec::new();
     for c in cells {
-        if !workloads.contains(&c.cell.workload.as_str()) {
-            workloads.push(&c.cell.workload);
+        if !workloads.contains(&c.cell.label()) {
+            workloads.push(c.cell.label());
         }
     }
     let width = kernels.iter().map(|k| k.len()).max().unwrap_or(4).max(5) + 4;
     let label = kernels.iter().map(|k| k.len()).max().unwrap_or(4).max(12) + 2;
     for w in workloads {
-        let mine: Vec<&CellResult> = cells.iter().filter(|c| c.cell.workload == w).collect();
+        let mine: Vec<&CellResult> = cells.iter().filter(|c| c.cell.label() == w).collect();
         let _ = write!(out, "{w:<w2$}", w2 = label + 2);
         for k in kernels {
             let _ = write!(out, "{:>width$}", format!("->{k}"));

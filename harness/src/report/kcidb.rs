@@ -158,7 +158,7 @@ fn never_ran(c: &CellResult) -> bool {
 /// `crtest.WORKLOAD.SRC_to_DST`, each component reduced to KCIDB's path
 /// characters (`[a-zA-Z0-9_-]`): `6.12@criu-4.2` is `6_12_criu-4_2`.
 pub fn path(c: &CellResult) -> String {
-    path_of(&c.cell.workload, &c.cell.src_kind(), &c.cell.dst_kind())
+    path_of(&c.cell.label(), &c.cell.src_kind(), &c.cell.dst_kind())
 }
 
 fn path_of(workload: &str, src: &str, dst: &str) -> String {

@@ -22,7 +22,7 @@ pub fn save(
     if (ctx.setup.interrupted)() {
         return None;
     }
-    let rel = format!("cells/{}/{}--{}", cell.workload, cell.src_kind(), cell.dst_kind());
+    let rel = format!("cells/{}/{}--{}", cell.label(), cell.src_kind(), cell.dst_kind());
     let dir = ctx.artifacts.join(&rel);
     std::fs::create_dir_all(&dir).ok()?;
     let copy = |from: Option<PathBuf>, name: &str| {
@@ -32,6 +32,14 @@ pub fn save(
     };
     copy(reference.out.as_ref().map(|d| d.join("transcript")), "reference.transcript");
     copy(dump.out.as_ref().map(|d| d.join("dump.log")), "dump.log");
+    // A predump cell's rounds: pre-dump1.log, pre-dump2.log...
+    for round in 1.. {
+        let name = format!("pre-dump{round}.log");
+        match dump.out.as_ref().map(|d| d.join(&name)).filter(|f| f.is_file()) {
+            Some(f) => copy(Some(f), &name),
+            None => break,
+        }
+    }
     copy(Some(restored.join("restore.log")), "restore.log");
     copy(Some(restored.join("transcript")), "restored.transcript");
     copy(Some(restored.join("stdout")), "restored.stdout");

@@ -176,8 +176,20 @@ impl<'c> CellRun<'c> {
             Err(e) => return self.push(Stage::Convert, Outcome::Broken(format!("{e:#}")), 0.0),
         };
         let under_test = chain.iter().any(|s| s.converter.under_test());
-        self.conversion = convert::run_chain(&chain, &src.join("img"), &dst.join("steps"), &dst.join("img"));
+        // Each image dir (pre-dumps first, the final dump last) goes through the chain on its own.
+        let dirs = image_dirs(&src);
+        for dir in &dirs {
+            let records = convert::run_chain(&chain, &src.join(dir), &dst.join("steps").join(dir), &dst.join(dir));
+            let ok = records.iter().all(|s| s.ok);
+            self.conversion.extend(records);
+            if !ok {
+                break;
+            }
+        }
         let _ = std::fs::remove_dir_all(dst.join("steps"));
+        if let Err(e) = link_parents(&dst, &dirs) {
+            return self.push(Stage::Convert, Outcome::Broken(format!("linking pre-dump dirs: {e}")), 0.0);
+        }
         let n = self.conversion.len();
         let outcome = match self.conversion.iter().enumerate().find(|(_, s)| !s.ok) {
             None => Outcome::Ok,
@@ -197,9 +209,9 @@ impl<'c> CellRun<'c> {
     /// Whether the target guest is up and its engine supports the workload.
     fn boot_target(&self, ctx: &Ctx) -> Outcome {
         match &self.boot {
-            Ok(_) => {
-                ctx.unsupported(&self.vm, ctx.workload(&self.cell.workload)).map_or(Outcome::Ok, Outcome::Unsupported)
-            }
+            Ok(_) => ctx
+                .unsupported(&self.vm, ctx.workload(&self.cell.workload), self.cell.mode)
+                .map_or(Outcome::Ok, Outcome::Unsupported),
             Err(e) => Outcome::Broken(format!("VM for {} did not boot: {}", self.vm, first_line(e))),
         }
     }
@@ -300,10 +312,44 @@ impl<'c> CellRun<'c> {
         let after = read(Some(restored.join("after.snap")));
         let mem = Digests::load(dump_out.as_deref(), restored);
         let (e, a) = (expected.as_deref(), actual.as_deref());
+        // Say which side left none and where, rather than the verdict's generic line.
+        let missing = match (e, a) {
+            (None, _) => Some(format!(
+                "the reference run left no transcript in {}",
+                self.src.reference.out.as_ref().map_or("(no dir)".into(), |d| d.display().to_string())
+            )),
+            (_, None) => Some(format!("the restored program left no transcript in {}", restored.display())),
+            _ => None,
+        };
+        if let Some(why) = missing {
+            self.push(Stage::Compare, Outcome::Ok, t.elapsed().as_secs_f64());
+            return (Status::Error, Some(format!("compare: {why}")));
+        }
         let v = verdict::judge_with_state(&self.stages, e, a, before.as_deref(), after.as_deref(), &mem);
         self.push(Stage::Compare, Outcome::Ok, t.elapsed().as_secs_f64());
         v
     }
+}
+
+/// The image dirs of a dump under its share dir, parents first: the
+/// pre-dump rounds (`pre/1`, `pre/2`...) of a `predump` cell, then `img`.
+fn image_dirs(out: &Path) -> Vec<String> {
+    let mut rounds: Vec<u32> = std::fs::read_dir(out.join("pre"))
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    rounds.sort();
+    rounds.into_iter().map(|r| format!("pre/{r}")).chain(["img".to_string()]).collect()
+}
+
+/// Gives each converted image dir its `parent` link to the one before it,
+/// as CRIU's `--prev-images-dir` left them before the move.
+fn link_parents(root: &Path, dirs: &[String]) -> std::io::Result<()> {
+    for pair in dirs.windows(2) {
+        let (parent, child) = (&pair[0], &pair[1]);
+        let up = "../".repeat(child.matches('/').count() + 1);
+        std::os::unix::fs::symlink(format!("{up}{parent}"), root.join(child).join("parent"))?;
+    }
+    Ok(())
 }
 
 /// An iteration round that ran: its process state and memory, before the
@@ -334,7 +380,7 @@ pub fn restore_wave(ctx: &Ctx, vm: &str, cells: &[&Cell], dumped: &Dumps) -> Vec
     let mut runs: Vec<CellRun> = cells
         .iter()
         .map(|cell| {
-            let mut run = CellRun::new(ctx, cell, vm, &dumped[&(cell.workload.clone(), cell.src_kind())], boot.clone());
+            let mut run = CellRun::new(ctx, cell, vm, &dumped[&(cell.label(), cell.src_kind())], boot.clone());
             run.advance(ctx);
             run
         })

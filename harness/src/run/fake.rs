@@ -156,6 +156,7 @@ pub fn cell(w: &str, src: &str, dst: &str) -> Cell {
     Cell {
         id: cell_id(w, src, dst),
         workload: w.into(),
+        mode: Default::default(),
         src: s.kernel,
         dst: d.kernel,
         src_engine: s.engine,

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod source;
 
 use crate::config::matrix::Timeouts;
+use crate::config::mode::Mode;
 use crate::config::workload::{Library, Workload};
 use crate::convert::crit::Crit;
 use crate::engine::{GuestOp, OpPaths};
@@ -121,13 +122,22 @@ impl Ctx<'_> {
 
     /// Why `w` cannot run on VM `vm` (an engine feature it needs is
     /// missing), probing every feature of the library once per VM.
-    fn unsupported(&self, vm: &str, w: &Workload) -> Option<String> {
-        if w.features.is_empty() {
+    fn unsupported(&self, vm: &str, w: &Workload, mode: Mode) -> Option<String> {
+        let needed: Vec<&str> = w.features.iter().map(String::as_str).chain(mode.features().iter().copied()).collect();
+        if needed.is_empty() {
             return None;
         }
         if !self.features.lock().unwrap().contains_key(vm) {
-            let all: BTreeSet<&str> =
-                self.setup.library.workloads.iter().flat_map(|w| &w.features).map(String::as_str).collect();
+            let modes = Mode::ALL.into_iter().flat_map(|m| m.features().iter().copied());
+            let all: BTreeSet<&str> = self
+                .setup
+                .library
+                .workloads
+                .iter()
+                .flat_map(|w| &w.features)
+                .map(String::as_str)
+                .chain(modes)
+                .collect();
             let names: Vec<&str> = all.into_iter().collect();
             let found = match self.pool.exec(vm, &GuestOp::features(&names)) {
                 Ok(r) => crate::engine::scripts::parse_features(&r.output),
@@ -136,8 +146,7 @@ impl Ctx<'_> {
             self.features.lock().unwrap().insert(vm.to_string(), found);
         }
         let have = &self.features.lock().unwrap()[vm];
-        let missing: Vec<&str> =
-            w.features.iter().filter(|f| have.get(*f) != Some(&true)).map(String::as_str).collect();
+        let missing: Vec<&str> = needed.into_iter().filter(|f| have.get(*f) != Some(&true)).collect();
         let engine = self.setup.engines.get(&GuestKind::parse(kind_of_vm(vm))).cloned().unwrap_or_default();
         (!missing.is_empty())
             .then(|| format!("`criu check --feature {}` fails on kernel {vm} ({engine})", missing.join(", ")))

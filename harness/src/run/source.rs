@@ -3,6 +3,7 @@
 //! references to finish. The guest is powered off when its dumps are done.
 
 use super::{read_pid, Ctx, OpRecord};
+use crate::config::mode::Mode;
 use crate::engine::{GuestOp, OpPaths, ScriptExit};
 use crate::plan::Plan;
 use crate::verdict::{self, Outcome};
@@ -17,12 +18,18 @@ pub struct Dumped {
     pub dump: OpRecord,
 }
 
-/// Every dump, by (workload, source kind).
+/// Every dump, by (workload in its mode, source kind): see `Cell::label`.
 pub type Dumps = BTreeMap<(String, String), Dumped>;
+
+/// How many pre-dump rounds a `predump` cell's dump has.
+const PREDUMP_ROUNDS: u32 = 2;
 
 /// One dump to do on a source guest.
 struct Job<'p> {
+    /// The workload in its mode (`Cell::label`).
+    label: String,
     workload: &'p str,
+    mode: Mode,
     pid_slot: usize,
     after: u32,
 }
@@ -39,15 +46,12 @@ pub fn all(ctx: &Ctx, plan: &Plan) -> Dumps {
     sources
         .par_iter()
         .flat_map_iter(|kind| {
-            let mut jobs: BTreeMap<&str, Job> = BTreeMap::new();
+            let mut jobs: BTreeMap<String, Job> = BTreeMap::new();
             for c in plan.runnable().filter(|c| &c.src_kind() == kind) {
                 let route = c.route();
                 let after = route.dump_after.expect("the run's plan is seeded");
-                jobs.entry(c.workload.as_str()).or_insert(Job {
-                    workload: &c.workload,
-                    pid_slot: route.pid_slot,
-                    after,
-                });
+                let (label, workload, mode, pid_slot) = (c.label(), c.workload.as_str(), c.mode, route.pid_slot);
+                jobs.entry(label.clone()).or_insert(Job { label, workload, mode, pid_slot, after });
             }
             let jobs: Vec<Job> = jobs.into_values().collect();
             let records = phase(ctx, kind, &jobs);
@@ -60,32 +64,43 @@ pub fn all(ctx: &Ctx, plan: &Plan) -> Dumps {
         .collect()
 }
 
-/// References and dumps of `jobs` on source VM `vm`.
+/// References and dumps of `jobs` on source VM `vm`: one reference run per
+/// workload, whatever its modes, and one dump per job.
 fn phase(ctx: &Ctx, vm: &str, jobs: &[Job]) -> Vec<(String, Dumped)> {
     let both = |r: OpRecord| Dumped { reference: r.clone(), dump: r };
     if let Err(why) = ctx.pool.ensure(vm) {
         let broken = OpRecord::broken(format!("VM for {vm} did not boot: {}", super::first_line(&why)));
-        return jobs.iter().map(|j| (j.workload.to_string(), both(broken.clone()))).collect();
+        return jobs.iter().map(|j| (j.label.clone(), both(broken.clone()))).collect();
     }
-    let (unsupported, jobs): (Vec<&Job>, Vec<&Job>) =
-        jobs.iter().partition(|j| ctx.unsupported(vm, ctx.workload(j.workload)).is_some());
-    let mut out: Vec<(String, Dumped)> = unsupported
+    let unsupported = |j: &Job| ctx.unsupported(vm, ctx.workload(j.workload), j.mode);
+    let (skipped, jobs): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|j| unsupported(j).is_some());
+    let mut out: Vec<(String, Dumped)> = skipped
         .iter()
         .map(|j| {
-            let why = ctx.unsupported(vm, ctx.workload(j.workload)).unwrap_or_default();
-            let rec = OpRecord { outcome: Outcome::Unsupported(why), ..OpRecord::broken(String::new()) };
-            (j.workload.to_string(), both(rec))
+            let rec = OpRecord {
+                outcome: Outcome::Unsupported(unsupported(j).unwrap_or_default()),
+                ..OpRecord::broken(String::new())
+            };
+            (j.label.clone(), both(rec))
         })
         .collect();
     // Start every reference run first: they sleep most of the time and run alongside the dumps.
-    let refs: Vec<(OpPaths, Outcome)> = jobs.iter().map(|j| start_reference(ctx, vm, j.workload)).collect();
+    let workloads: BTreeSet<&str> = jobs.iter().map(|j| j.workload).collect();
+    let refs: BTreeMap<&str, (OpPaths, Outcome)> =
+        workloads.into_iter().map(|w| (w, start_reference(ctx, vm, w))).collect();
     let dumps: Vec<OpRecord> = jobs.iter().map(|j| dump(ctx, vm, j)).collect();
-    for ((op, started), (j, dump)) in refs.into_iter().zip(jobs.iter().zip(dumps)) {
-        let reference = match started {
-            Outcome::Ok => finish_reference(ctx, vm, j.workload, op),
-            other => OpRecord { outcome: other, ..OpRecord::broken(String::new()) },
-        };
-        out.push((j.workload.to_string(), Dumped { reference, dump }));
+    let references: BTreeMap<&str, OpRecord> = refs
+        .into_iter()
+        .map(|(w, (op, started))| {
+            let rec = match started {
+                Outcome::Ok => finish_reference(ctx, vm, w, op),
+                other => OpRecord { outcome: other, ..OpRecord::broken(String::new()) },
+            };
+            (w, rec)
+        })
+        .collect();
+    for (j, dump) in jobs.iter().zip(dumps) {
+        out.push((j.label.clone(), Dumped { reference: references[j.workload].clone(), dump }));
     }
     out
 }
@@ -127,8 +142,12 @@ fn dump(ctx: &Ctx, vm: &str, job: &Job) -> OpRecord {
     let out = ctx.pool.outbox(vm, &op);
     let started = Instant::now();
     let start = GuestOp::start_dump(&op, wl, ctx.setup.step_ms, pid_base(job.pid_slot));
+    let dump = match job.mode {
+        Mode::Predump => GuestOp::predump(&op, wl, job.after, PREDUMP_ROUNDS, ctx.op_timeout()),
+        _ => GuestOp::dump(&op, wl, job.after, ctx.op_timeout()),
+    };
     let outcome = match outcome(ctx, vm, &start) {
-        Outcome::Ok => outcome(ctx, vm, &GuestOp::dump(&op, wl, job.after, ctx.op_timeout())),
+        Outcome::Ok => outcome(ctx, vm, &dump),
         other => other,
     };
     OpRecord {

@@ -10,6 +10,9 @@ pub(super) struct RawMatrix {
     pub(super) workloads: Vec<String>,
     #[serde(default)]
     pub(super) pairs: Option<RawPairs>,
+    /// C/R modes every cell runs in (`dump` by default).
+    #[serde(default)]
+    pub(super) modes: Option<Vec<String>>,
     #[serde(default)]
     pub(super) timeouts: RawTimeouts,
     #[serde(default)]

@@ -8,6 +8,7 @@
 use super::raw::{RawEnginePair, RawMatrix, RawPair, RawPairs, RawVm};
 use super::validated::{AccelChoice, EnginePair, Matrix, Timeouts, MEMORY_MB, PAIR_KINDS, STEP_MS, TIMEOUT_S};
 use crate::config::formats::Formats;
+use crate::config::mode::Mode;
 use crate::config::workload::Library;
 use crate::config::yaml::{self, ConfigError};
 use crate::kernel::Catalog;
@@ -104,11 +105,13 @@ impl Matrix {
             ));
         }
         let vm = check_vm(&src, raw.vm)?;
+        let modes = modes(&src, raw.modes.as_deref())?;
         let converter = converter(&src, raw.converter.as_deref())?;
         Ok(Matrix {
             path: path.to_path_buf(),
             kernels,
             workloads: raw.workloads,
+            modes,
             pairs,
             timeouts: Timeouts { boot: Duration::from_secs(boot_s), operation: Duration::from_secs(op_s) },
             memory_mb,
@@ -124,6 +127,24 @@ impl Matrix {
             formats,
         })
     }
+}
+
+/// The matrix's modes: known names, none twice, `dump` when not given.
+fn modes(src: &Source, raw: Option<&[String]>) -> Result<Vec<Mode>, ConfigError> {
+    let Some(raw) = raw else { return Ok(vec![Mode::Dump]) };
+    if raw.is_empty() {
+        return Err(src.err(src.at("modes", "modes"), format!("modes: expected at least one of {}", Mode::names())));
+    }
+    if let Some(m) = first_duplicate(raw) {
+        return Err(src.err(src.at("modes", m), format!("mode `{m}` is listed twice")));
+    }
+    raw.iter()
+        .map(|m| {
+            Mode::parse(m).ok_or_else(|| {
+                src.err(src.at("modes", m), format!("unknown mode `{m}`: expected one of {}", Mode::names()))
+            })
+        })
+        .collect()
 }
 
 /// Kernels in the catalog, workloads in the library, at least one of each,

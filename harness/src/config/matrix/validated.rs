@@ -51,6 +51,8 @@ pub struct Matrix {
     pub path: PathBuf,
     pub kernels: Vec<String>,
     pub workloads: Vec<String>,
+    /// The C/R modes every cell runs in (`dump` unless the matrix says).
+    pub modes: Vec<crate::config::mode::Mode>,
     /// (source, target) kernel pairs in catalog order.
     pub pairs: Vec<(String, String)>,
     pub timeouts: Timeouts,
@@ -97,6 +99,7 @@ impl Matrix {
             path: PathBuf::from("(command line)"),
             kernels,
             workloads: vec![workload.to_string()],
+            modes: vec![crate::config::mode::Mode::Dump],
             pairs,
             timeouts: Timeouts { boot: Duration::from_secs(180), operation: Duration::from_secs(180) },
             memory_mb: 2048,

@@ -62,14 +62,14 @@ fn square_title(s: &str, d: &str, q: &Square) -> String {
 
 pub(super) fn workload_grids(out: &mut String, doc: &Doc, order: &[String]) {
     out.push_str("<section id=\"workloads\"><details open><summary><h2>Per workload</h2></summary><p class=\"note\">P pass, F fail, K known incompatibility, C control-fail, E error, S skip; click a square for the cell.</p><div class=\"grids\">\n");
-    let mut workloads: Vec<&str> = Vec::new();
+    let mut workloads: Vec<String> = Vec::new();
     for c in &doc.cells {
-        if !workloads.contains(&c.cell.workload.as_str()) {
-            workloads.push(&c.cell.workload);
+        if !workloads.contains(&c.cell.label()) {
+            workloads.push(c.cell.label());
         }
     }
-    for w in workloads {
-        let mine: Vec<CellResult> = doc.cells.iter().filter(|c| c.cell.workload == w).cloned().collect();
+    for w in &workloads {
+        let mine: Vec<CellResult> = doc.cells.iter().filter(|c| &c.cell.label() == w).cloned().collect();
         let t = Table::of(&mine, order);
         let _ = write!(out, "<table class=\"wgrid\" data-w=\"{}\"><caption>{}</caption><tr><th></th>", esc(w), esc(w));
         for d in &t.targets {

@@ -40,7 +40,7 @@ impl<'a> Roots<'a> {
 #[derive(Serialize)]
 struct CellData<'a> {
     id: &'a str,
-    w: &'a str,
+    w: String,
     s: String,
     d: String,
     sk: &'a str,
@@ -64,7 +64,7 @@ pub fn render(doc: &Doc, roots: &Roots, known: Option<&Known>) -> String {
         .iter()
         .map(|c| CellData {
             id: &c.cell.id,
-            w: &c.cell.workload,
+            w: c.cell.label(),
             s: c.cell.src_kind(),
             d: c.cell.dst_kind(),
             sk: &c.cell.src,
@@ -166,12 +166,12 @@ fn filters(out: &mut String, doc: &Doc, order: &[String]) {
     for s in [Status::Fail, Status::Error, Status::ControlFail, Status::Skip, Status::Pass] {
         let _ = write!(out, "<label><input type=\"checkbox\" name=\"st\" value=\"{s}\" checked> {}</label>", badge(s));
     }
-    let mut workloads: Vec<&str> = doc.cells.iter().map(|c| c.cell.workload.as_str()).collect();
+    let mut workloads: Vec<String> = doc.cells.iter().map(|c| c.cell.label()).collect();
     workloads.sort();
     workloads.dedup();
     out.push_str("<label>workload <select id=\"f-w\"><option value=\"\">all</option>");
     for w in workloads {
-        let _ = write!(out, "<option>{}</option>", esc(w));
+        let _ = write!(out, "<option>{}</option>", esc(&w));
     }
     out.push_str("</select></label><label>kernel <select id=\"f-k\"><option value=\"\">all</option>");
     for k in order {

@@ -28,17 +28,17 @@ pub fn render(cells: &[CellResult]) -> Result<Vec<u8>> {
 
 /// The JUnit report of a run's cells with `ctx`'s properties and log tails.
 pub fn render_with(cells: &[CellResult], ctx: &Context) -> String {
-    let mut workloads: Vec<&str> = Vec::new();
+    let mut workloads: Vec<String> = Vec::new();
     for c in cells {
-        if !workloads.contains(&c.cell.workload.as_str()) {
-            workloads.push(&c.cell.workload);
+        if !workloads.contains(&c.cell.label()) {
+            workloads.push(c.cell.label());
         }
     }
     let suites: Vec<Suite> = workloads
         .iter()
         .map(|w| Suite {
             name: format!("crtest.{w}"),
-            cases: cells.iter().filter(|c| c.cell.workload == *w).map(|c| case_of(c, ctx)).collect(),
+            cases: cells.iter().filter(|c| c.cell.label() == *w).map(|c| case_of(c, ctx)).collect(),
         })
         .collect();
     document("crtest", &suites, &ctx.properties)
@@ -116,14 +116,7 @@ fn case_of(c: &CellResult, ctx: &Context) -> Case {
         Status::Skip => CaseOutcome::Skipped { message },
     };
     let body = if c.status == Status::Pass { String::new() } else { failure_text(c, ctx.out_dir.as_deref()) };
-    Case {
-        name: c.cell.id.clone(),
-        classname: c.cell.workload.clone(),
-        secs: own_secs(c),
-        outcome,
-        body,
-        system_out: steps(c),
-    }
+    Case { name: c.cell.id.clone(), classname: c.cell.label(), secs: own_secs(c), outcome, body, system_out: steps(c) }
 }
 
 #[cfg(test)]
