@@ -157,6 +157,7 @@ mod tests {
             out: out.to_path_buf(),
             accel: None,
             seed: None,
+            mode: Default::default(),
             no_resume: false,
         }
     }
