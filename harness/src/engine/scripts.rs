@@ -272,7 +272,8 @@ cp /tmp/img-{id}/pre{r}/pre-dump.log "$OUT/pre-dump{r}.log"
     let extra = format!("--track-mem --prev-images-dir pre{rounds} ");
     format!(
         r#"{prelude}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
-{wl}{pre}{wait}{dump}mkdir -p "$OUT/pre" || exit {copy}
+{wl}{pre}{wait}alive "$PID" || {{ echo "the workload ran to its end during the pre-dump rounds"; exit {early}; }}
+{dump}mkdir -p "$OUT/pre" || exit {copy}
 for r in $(seq 1 {rounds}); do
     cp -a /tmp/img-{id}/pre$r "$OUT/pre/$r" && rm -f "$OUT/pre/$r/parent" && rm -rf /tmp/img-{id}/pre$r || exit {copy}
 done
@@ -286,6 +287,7 @@ rm -rf /tmp/img-{id}
         wl = workload_sh(w),
         wait = wait_steps_sh(after, timeout_s),
         dump = criu_dump_with_sh(id, w, "before.snap", &extra),
+        early = rc::EXITED_BEFORE_DUMP,
         copy = rc::COPY_FAILED,
     )
 }

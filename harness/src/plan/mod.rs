@@ -240,6 +240,29 @@ mod tests {
     use crate::config::matrix::tests::{fixtures, matrix};
 
     #[test]
+    fn modes_multiply_cells_with_their_own_ids_controls_and_dumps() {
+        let (_d, catalog, library) = fixtures();
+        let m = matrix("kernels: [\"6.1\", \"6.12\"]\nworkloads: [counter]\nmodes: [dump, predump, lazy]\n").unwrap();
+        let plan = Plan::new(&m, &catalog, &library, &Filters::default());
+        let ids: Vec<&str> = plan.cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids.len(), 12);
+        // Plain dumps keep their ids; other modes name theirs.
+        assert!(ids.contains(&"counter/6.1->6.12") && ids.contains(&"counter+predump/6.1->6.12"), "{ids:?}");
+        let pre = plan.cells.iter().find(|c| c.id == "counter+predump/6.1->6.12").unwrap();
+        assert_eq!((pre.mode, pre.control.as_deref()), (Mode::Predump, Some("counter+predump/6.1->6.1")));
+        assert_eq!(pre.label(), "counter+predump");
+        // Each mode dumps on its own.
+        assert!(plan.dumps().contains(&("counter+predump".to_string(), "6.1".to_string())));
+        assert_eq!(plan.dumps().len(), 4, "dump and predump on 2 sources; lazy is skipped");
+        let lazy = plan.cells.iter().find(|c| c.id == "counter+lazy/6.1->6.12").unwrap();
+        assert!(lazy.skip.as_deref().unwrap().contains("mode lazy: not built yet"), "{:?}", lazy.skip);
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nmodes: [dump, pre-dump]\n").unwrap_err();
+        assert!(e.to_string().contains("matrix.yaml:3: unknown mode `pre-dump`: expected one of dump, predump"), "{e}");
+        let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nmodes: [dump, dump]\n").unwrap_err();
+        assert!(e.to_string().contains("mode `dump` is listed twice"), "{e}");
+    }
+
+    #[test]
     fn cells_skips_and_dumps() {
         let (_d, catalog, library) = fixtures();
         let m = matrix("kernels: [\"5.10\", \"6.1\", \"6.12\"]\nworkloads: [counter, pipe]\n").unwrap();
