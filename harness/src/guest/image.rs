@@ -39,6 +39,10 @@ const CRIU_MODULES: &[&str] = &[
     // CRIU dumps the conntrack table of every network namespace it dumps
     // (tcp and udp run in their own); without it netlink answers EINVAL.
     "nf_conntrack_netlink",
+    // The NIC a link between two guests hot-plugs (vm/link.rs); loaded at
+    // boot so a device plugged later binds at once (needs net_failover and
+    // failover, which the closure adds).
+    "virtio_net",
 ];
 
 /// A built guest image.

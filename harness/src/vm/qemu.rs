@@ -406,6 +406,11 @@ impl Vm {
         Ok(CmdResult { rc, output, secs: started.elapsed().as_secs_f64() })
     }
 
+    /// QEMU's QMP socket (one client at a time: connect, use, drop).
+    pub fn qmp_socket(&self) -> PathBuf {
+        self.share.join(QMP_SOCKET)
+    }
+
     /// The host side of the guest's `/mnt/xfer`.
     pub fn share(&self) -> &Path {
         &self.share

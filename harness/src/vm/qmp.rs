@@ -74,14 +74,42 @@ impl Qmp {
 
     /// Runs `command` and returns its `return` value, or QEMU's error text.
     pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
-        let mut request = json!({ "execute": command });
-        if let Some(args) = arguments {
-            request["arguments"] = args;
-        }
-        let mut line = request.to_string();
-        line.push('\n');
+        let line = request_line(command, arguments);
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|source| QmpError::Send { command: command.to_string(), source })?;
+        self.reply(command)
+    }
+
+    /// Runs `command` with `fd` passed along (SCM_RIGHTS), as `getfd` and
+    /// `add-fd` want; QEMU keeps its own copy of the descriptor.
+    pub fn execute_with_fd(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+        fd: std::os::fd::BorrowedFd,
+    ) -> Result<Value, QmpError> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        use std::os::fd::{AsRawFd, RawFd};
+        let line = request_line(command, arguments);
+        let send_err = |e: std::io::Error| QmpError::Send { command: command.to_string(), source: e };
+        let fds: [RawFd; 1] = [fd.as_raw_fd()];
+        let sent = sendmsg::<()>(
+            self.writer.as_raw_fd(),
+            &[std::io::IoSlice::new(line.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .map_err(|e| send_err(e.into()))?;
+        // The descriptor went with the first byte; the rest is plain text.
+        self.writer.write_all(&line.as_bytes()[sent..]).map_err(send_err)?;
+        self.reply(command)
+    }
+
+    /// Reads messages until the reply to `command`.
+    fn reply(&mut self, command: &str) -> Result<Value, QmpError> {
         let command = command.to_string();
-        self.writer.write_all(line.as_bytes()).map_err(|source| QmpError::Send { command: command.clone(), source })?;
         loop {
             let msg =
                 self.read_message().map_err(|e| QmpError::Reply { command: command.clone(), source: Box::new(e) })?;
@@ -124,4 +152,15 @@ impl Qmp {
             Err(e) => Err(QmpError::Read(e)),
         }
     }
+}
+
+/// One QMP request as a line of JSON.
+fn request_line(command: &str, arguments: Option<Value>) -> String {
+    let mut request = json!({ "execute": command });
+    if let Some(args) = arguments {
+        request["arguments"] = args;
+    }
+    let mut line = request.to_string();
+    line.push('\n');
+    line
 }
