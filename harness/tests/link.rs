@@ -134,11 +134,19 @@ fn linked_guests_ping_over_loopback_and_unplug() {
     let open = rows_on_port("/proc/net/tcp", port);
     assert!(open.iter().all(|r| r.state != "01"), "still connected: {open:?}");
 
-    // Another link between the same guests; dropping it unplugs it.
+    // Another link between the same guests; dropping it unplugs it (the
+    // guests let go of the NICs soon after).
     let again = link::connect(&mut a, &mut b).expect("linking again");
     let out = ping(&mut b, ADDRS[0]);
     assert!(out.contains("3 packets received"), "{out}");
     drop(again);
+    for vm in [&mut a, &mut b] {
+        run(
+            vm,
+            "dropped",
+            "for _ in $(seq 300); do [ \"$(ls /sys/class/net)\" = lo ] && exit 0; sleep 0.1; done; exit 1",
+        );
+    }
     a.shutdown();
     b.shutdown();
     eprintln!("whole test {:.1}s", started.elapsed().as_secs_f64());

@@ -33,8 +33,10 @@ pub const PREFIX_LEN: u8 = 24;
 /// How long a guest may take to see a hot-plugged NIC (ACPI event, PCI scan,
 /// driver probe; seconds under TCG), and QEMU to see it ejected.
 const PLUG_TIMEOUT: Duration = Duration::from_secs(60);
-/// QMP connections; a guest whose QEMU is gone fails fast.
+/// QMP connections (QEMU answers at once while it runs).
 const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// QMP connections when a link is dropped: its guests may be gone already.
+const DROP_QMP_TIMEOUT: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(100);
 /// Where QEMU lists devices added with an `id`.
 const PERIPHERALS: &str = "/machine/peripheral";
@@ -196,7 +198,7 @@ impl Link {
     /// the guests may get another link.
     pub fn disconnect(mut self) -> Result<(), LinkError> {
         self.plugged = false;
-        let unplugged: Vec<Result<(), LinkError>> = self.ends.iter().map(unplug).collect();
+        let unplugged: Vec<Result<(), LinkError>> = self.ends.iter().map(|e| unplug(e, QMP_TIMEOUT)).collect();
         unplugged.into_iter().collect::<Result<(), LinkError>>()?;
         let deadline = Instant::now() + PLUG_TIMEOUT;
         for e in &self.ends {
@@ -208,7 +210,7 @@ impl Link {
 
 /// Waits until QEMU no longer lists the end's NIC (the guest ejected it).
 fn wait_ejected(e: &End, deadline: Instant) -> Result<(), LinkError> {
-    let mut q = qmp(e, "connecting QMP")?;
+    let mut q = qmp(e, "connecting QMP", QMP_TIMEOUT)?;
     loop {
         let children = q
             .execute("qom-list", Some(json!({ "path": PERIPHERALS })))
@@ -228,7 +230,7 @@ impl Drop for Link {
     fn drop(&mut self) {
         if self.plugged {
             for e in &self.ends {
-                let _ = unplug(e);
+                let _ = unplug(e, DROP_QMP_TIMEOUT);
             }
         }
     }
@@ -255,8 +257,8 @@ fn loopback_pair() -> std::io::Result<(u16, [TcpStream; 2])> {
     Err(std::io::Error::other(format!("127.0.0.1:{port}: our own connection was never accepted")))
 }
 
-fn qmp(e: &End, step: &'static str) -> Result<Qmp, LinkError> {
-    Qmp::connect(&e.qmp, Instant::now() + QMP_TIMEOUT).map_err(|source| qmp_error(e, step, source))
+fn qmp(e: &End, step: &'static str, timeout: Duration) -> Result<Qmp, LinkError> {
+    Qmp::connect(&e.qmp, Instant::now() + timeout).map_err(|source| qmp_error(e, step, source))
 }
 
 fn qmp_error(e: &End, step: &'static str, source: QmpError) -> LinkError {
@@ -266,7 +268,7 @@ fn qmp_error(e: &End, step: &'static str, source: QmpError) -> LinkError {
 /// Hands `socket` to the guest's QEMU and plugs the NIC; on failure, takes
 /// back what was done.
 fn plug(e: &End, socket: &TcpStream) -> Result<(), LinkError> {
-    let mut q = qmp(e, "connecting QMP")?;
+    let mut q = qmp(e, "connecting QMP", QMP_TIMEOUT)?;
     q.execute_with_fd("getfd", Some(getfd_args(&e.netdev)), socket.as_fd())
         .map_err(|s| qmp_error(e, "passing the socket", s))?;
     if let Err(s) = q.execute("netdev_add", Some(netdev_args(&e.netdev))) {
@@ -282,8 +284,8 @@ fn plug(e: &End, socket: &TcpStream) -> Result<(), LinkError> {
 
 /// Asks the guest to eject the NIC and drops the netdev (QEMU frees it with
 /// the NIC once the guest has let go); does not wait.
-fn unplug(e: &End) -> Result<(), LinkError> {
-    let mut q = qmp(e, "connecting QMP")?;
+fn unplug(e: &End, timeout: Duration) -> Result<(), LinkError> {
+    let mut q = qmp(e, "connecting QMP", timeout)?;
     let del = |q: &mut Qmp, cmd: &str, id: &str| match q.execute(cmd, Some(del_args(id))) {
         Ok(_) => Ok(()),
         // Already gone (a half-plugged link, or a second unplug).
