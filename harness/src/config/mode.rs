@@ -51,6 +51,13 @@ impl Mode {
         }
     }
 
+    /// Whether pages travel over a link between the two guests while both
+    /// run (page server, lazy pages), so the dump happens in the linked
+    /// phase with the target guest up.
+    pub fn is_linked(self) -> bool {
+        matches!(self, Mode::PageServer | Mode::Lazy)
+    }
+
     /// Every mode's name, for messages.
     pub fn names() -> String {
         Mode::ALL.map(Mode::name).join(", ")

@@ -26,6 +26,12 @@ pub enum OpKind {
     Finish,
     /// `criu check --feature` for every feature of the library.
     Features,
+    /// Start `criu page-server` on the target (mode `page-server`).
+    PageServer,
+    /// Wait for the page server to end and collect what it received.
+    CollectPages,
+    /// Wait for a lazy dump to serve its last page (mode `lazy`).
+    LazyDone,
 }
 
 /// One operation for a guest to run.
@@ -63,6 +69,48 @@ impl GuestOp {
         let script = scripts::predump_script(op, w, after, rounds, timeout);
         let label = format!("dump {} after step {after}, {rounds} pre-dumps before", w.name);
         GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
+    /// A dump whose pages go to the page server at `addr:port`.
+    pub fn dump_to_page_server(op: &OpPaths, w: &Workload, after: u32, timeout: u32, addr: &str, port: u16) -> Self {
+        let script = scripts::dump_to_page_server_script(op, w, after, timeout, addr, port);
+        let label = format!("dump {} after step {after} to the page server at {addr}:{port}", w.name);
+        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
+    /// A `--lazy-pages` dump that then serves its pages on `addr:port`.
+    pub fn lazy_dump(op: &OpPaths, w: &Workload, after: u32, timeout: u32, addr: &str, port: u16) -> Self {
+        let script = scripts::lazy_dump_script(op, w, after, timeout, addr, port);
+        let label = format!("lazy dump {} after step {after}, serving pages at {addr}:{port}", w.name);
+        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
+    pub fn page_server(op: &OpPaths, addr: &str, port: u16) -> Self {
+        let script = scripts::page_server_script(op, addr, port);
+        GuestOp::new(OpKind::PageServer, format!("page server at {addr}:{port}"), script, op, op, 0)
+    }
+
+    pub fn collect_pages(op: &OpPaths, timeout: u32) -> Self {
+        let script = scripts::page_server_collect_script(op, timeout);
+        GuestOp::new(OpKind::CollectPages, "collect the page server's pages".into(), script, op, op, timeout)
+    }
+
+    pub fn lazy_done(op: &OpPaths, timeout: u32) -> Self {
+        let script = scripts::lazy_dump_wait_script(op, timeout);
+        GuestOp::new(OpKind::LazyDone, "wait for the lazy dump to serve every page".into(), script, op, op, timeout)
+    }
+
+    pub fn restore_lazy(
+        op: &OpPaths,
+        dump: &OpPaths,
+        w: &Workload,
+        pid: u32,
+        cell: &str,
+        addr: &str,
+        port: u16,
+    ) -> Self {
+        let script = scripts::restore_lazy_script(op, dump, w, pid, addr, port);
+        GuestOp::new(OpKind::Restore, format!("restore {cell} with lazy pages from {addr}:{port}"), script, op, dump, 0)
     }
 
     pub fn wait_reference(op: &OpPaths, w: &Workload, pid: u32, timeout: u32) -> Self {
@@ -147,6 +195,18 @@ impl GuestOp {
             )),
             (OpKind::Finish, _) => Outcome::Broken(format!("wait script rc {code}: {output}")),
             (OpKind::Features, _) => Outcome::Broken(format!("feature probe rc {code}: {output}")),
+            (OpKind::PageServer, ScriptExit::DumpFailed) => {
+                Outcome::Failed(engine_error(&out.join("page-server.log"), "criu page-server"))
+            }
+            (OpKind::PageServer, _) => Outcome::Broken(format!("page server script rc {code}: {output}")),
+            (OpKind::CollectPages, _) => {
+                Outcome::Broken(format!("collecting the page server's pages (rc {code}): {output}"))
+            }
+            (OpKind::LazyDone, ScriptExit::DumpFailed) => {
+                Outcome::Failed(engine_error(&out.join("dump.log"), "criu dump --lazy-pages"))
+            }
+            (OpKind::LazyDone, ScriptExit::FinishTimeout) => Outcome::Failed(output.to_string()),
+            (OpKind::LazyDone, _) => Outcome::Broken(format!("lazy dump wait rc {code}: {output}")),
         }
     }
 }

@@ -176,9 +176,23 @@ cp /tmp/img-{id}/dump.log "$OUT/dump.log"
 /// The restored root task's host pid goes to `root_pid_file(dir_op)`: a pid
 /// namespace's init comes back with another one.
 fn criu_restore_sh(id: &str, images: &str, w: &Workload, snap: &str, pid: &str, dir_id: &str) -> String {
+    criu_restore_with_sh(id, images, w, snap, pid, dir_id, "")
+}
+
+/// [`criu_restore_sh`] with `pre` run first (in `/tmp/work-ID`) and `extra`
+/// engine options.
+fn criu_restore_with_sh(
+    id: &str,
+    images: &str,
+    w: &Workload,
+    snap: &str,
+    pid: &str,
+    dir_id: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"mkdir -p /tmp/work-{id}
-{hook}criu restore -D {images} -W /tmp/work-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh --pidfile /tmp/work-{id}/root.pid {opts}
+{hook}criu restore -D {images} -W /tmp/work-{id} -d -o restore.log -v4 --action-script /tmp/snap-{id}.sh --pidfile /tmp/work-{id}/root.pid {extra}{opts}
 rc=$?
 cp /tmp/work-{id}/restore.log "$OUT/restore.log"; cp /tmp/work-{id}/root.pid {root} 2>/dev/null; rm -rf /tmp/work-{id} /tmp/img-{id}
 [ $rc = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
@@ -292,6 +306,154 @@ rm -rf /tmp/img-{id}
     )
 }
 
+/// Like [`dump_script`], sending the pages to the page server at
+/// `addr:port` instead of writing them (mode `page-server`).
+pub fn dump_to_page_server_script(
+    op: &OpPaths,
+    w: &Workload,
+    after: u32,
+    timeout_s: u32,
+    addr: &str,
+    port: u16,
+) -> String {
+    let extra = format!("--page-server --address {addr} --port {port} ");
+    format!(
+        r#"{prelude}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
+{wl}{wait}{root}{dump}cp -a /tmp/img-{id} "$OUT/img" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
+rm -rf /tmp/img-{id}
+"#,
+        prelude = prelude(),
+        dir = op.dir(),
+        out = op.out(),
+        id = op.id,
+        wl = workload_sh(w),
+        wait = wait_steps_sh(after, timeout_s),
+        root = dump_root_sh(w),
+        dump = criu_dump_with_sh(&op.id, w, "before.snap", &extra),
+        copy = rc::COPY_FAILED,
+    )
+}
+
+/// Starts `criu page-server` on `addr:port`, detached, writing what it
+/// receives into `/tmp/ps-ID` (mode `page-server`, on the target).
+pub fn page_server_script(op: &OpPaths, addr: &str, port: u16) -> String {
+    let id = &op.id;
+    format!(
+        r#"{prelude}OUT={out}
+mkdir -p "$OUT" /tmp/ps-{id} || exit {setup}
+criu page-server -D /tmp/ps-{id} --address {addr} --port {port} -d --pidfile /tmp/ps-{id}.pid -o /tmp/ps-{id}.log -v4
+rc=$?
+cp /tmp/ps-{id}.log "$OUT/page-server.log" 2>/dev/null
+[ $rc = 0 ] || exit {failed}
+"#,
+        prelude = prelude(),
+        out = op.out(),
+        setup = rc::SETUP,
+        failed = rc::DUMP_FAILED,
+    )
+}
+
+/// Waits for the page server of `op` to end (the dump closed its
+/// connection) and moves what it received to `$OUT/ps`.
+pub fn page_server_collect_script(op: &OpPaths, timeout_s: u32) -> String {
+    let id = &op.id;
+    format!(
+        r#"{prelude}OUT={out}; P=$(cat /tmp/ps-{id}.pid 2>/dev/null); n=0
+while [ -n "$P" ] && alive "$P"; do
+    n=$((n + 1)); [ $n -gt {ticks} ] && {{ echo "the page server did not end within {timeout_s}s"; exit {tmo}; }}
+    sleep 0.1
+done
+cp /tmp/ps-{id}.log "$OUT/page-server.log" 2>/dev/null
+cp -a /tmp/ps-{id} "$OUT/ps" && rm -rf /tmp/ps-{id} || exit {copy}
+"#,
+        prelude = prelude(),
+        out = op.out(),
+        ticks = timeout_s * 10,
+        tmo = rc::FINISH_TIMEOUT,
+        copy = rc::COPY_FAILED,
+    )
+}
+
+/// Dumps the workload with `--lazy-pages` (mode `lazy`, on the source): the
+/// dump leaves its images without memory and then serves the pages on
+/// `addr:port` until the restored tree has them all, in the background. The
+/// script returns once the images are there (CRIU's `--status-fd`).
+pub fn lazy_dump_script(op: &OpPaths, w: &Workload, after: u32, timeout_s: u32, addr: &str, port: u16) -> String {
+    let id = &op.id;
+    format!(
+        r#"{prelude}D={dir}; OUT={out}; PID=$(cat "$OUT/pid")
+{wl}{wait}{root}mkdir -p /tmp/img-{id}
+{hook}( criu dump -t "$PID" -D /tmp/img-{id} -o dump.log -v4 --action-script /tmp/snap-{id}.sh --lazy-pages --address {addr} --port {port} --status-fd 3 {opts} 3>/tmp/st-{id}; echo $? >/tmp/rc-{id} ) </dev/null >/dev/null 2>&1 &
+n=0
+while [ ! -s /tmp/st-{id} ]; do
+    [ -f /tmp/rc-{id} ] && {{ cp /tmp/img-{id}/dump.log "$OUT/dump.log"; dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
+    n=$((n + 1)); [ $n -gt {ticks} ] && {{ echo "the lazy dump did not start serving pages within {timeout_s}s"; exit {tmo}; }}
+    sleep 0.1
+done
+cp -a /tmp/img-{id} "$OUT/img" && rm -f "$OUT/img/dump.log" && tar -cf "$OUT/files.tar" -C / "${{D#/}}" "run/crtest/{id}.stdout" || exit {copy}
+"#,
+        prelude = prelude(),
+        dir = op.dir(),
+        out = op.out(),
+        wl = workload_sh(w),
+        wait = wait_steps_sh(after, timeout_s),
+        root = dump_root_sh(w),
+        hook = snapshot_hook(&format!("/tmp/snap-{id}.sh"), "\"$OUT/before.snap\"", &mem_file("before.snap"), "$PID"),
+        opts = options(&w.dump_opts),
+        ticks = timeout_s * 10,
+        failed = rc::DUMP_FAILED,
+        tmo = rc::DUMP_POINT_TIMEOUT,
+        copy = rc::COPY_FAILED,
+    )
+}
+
+/// Waits for the lazy dump of `op` to end (every page served) and reports
+/// how it ended, with its whole log.
+pub fn lazy_dump_wait_script(op: &OpPaths, timeout_s: u32) -> String {
+    let id = &op.id;
+    format!(
+        r#"{prelude}OUT={out}; n=0
+while [ ! -f /tmp/rc-{id} ]; do
+    n=$((n + 1)); [ $n -gt {ticks} ] && {{ echo "the lazy dump still served pages after {timeout_s}s"; exit {tmo}; }}
+    sleep 0.1
+done
+cp /tmp/img-{id}/dump.log "$OUT/dump.log"; rc=$(cat /tmp/rc-{id}); rm -rf /tmp/img-{id} /tmp/st-{id} /tmp/rc-{id}
+[ "$rc" = 0 ] || {{ dmesg | tail -n 30 >"$OUT/dmesg"; exit {failed}; }}
+"#,
+        prelude = prelude(),
+        out = op.out(),
+        ticks = timeout_s * 10,
+        tmo = rc::FINISH_TIMEOUT,
+        failed = rc::DUMP_FAILED,
+    )
+}
+
+/// Like [`restore_script`], restoring with `--lazy-pages`: a `criu
+/// lazy-pages` daemon fetches the memory from the source's dump at
+/// `addr:port` as the restored tree touches it (mode `lazy`).
+pub fn restore_lazy_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32, addr: &str, port: u16) -> String {
+    let id = &op.id;
+    format!(
+        r#"{prelude}IN=/mnt/xfer/in/{id}; OUT={out}; D={dir}
+mkdir -p "$OUT" /tmp/work-{id} && cd / && tar -xf "$IN/files.tar" || exit {copy}
+criu lazy-pages --page-server --address {addr} --port {port} -D "$IN/img" -W /tmp/work-{id} -o /tmp/lazy-{id}.log -v4 </dev/null >/dev/null 2>&1 &
+n=0
+while [ ! -S /tmp/work-{id}/lazy-pages.socket ]; do
+    n=$((n + 1)); [ $n -gt 300 ] && {{ cp /tmp/lazy-{id}.log "$OUT/lazy-pages.log"; echo "criu lazy-pages did not start"; exit {failed}; }}
+    sleep 0.1
+done
+{restore}"#,
+        prelude = prelude(),
+        out = op.out(),
+        dir = dir_op.dir(),
+        restore =
+            criu_restore_with_sh(id, "\"$IN/img\"", w, "after.snap", &pid.to_string(), &dir_op.id, "--lazy-pages ")
+                + &format!("cp /tmp/lazy-{id}.log \"$OUT/lazy-pages.log\" 2>/dev/null\n"),
+        copy = rc::COPY_FAILED,
+        failed = rc::RESTORE_FAILED,
+    )
+}
+
 /// Puts the dumped workload's files back at their paths and restores the
 /// tree detached; its PIDs are those of the dump (`pid` is the root).
 pub fn restore_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32) -> String {
@@ -357,12 +519,14 @@ while ! finished; do
 done
 cp "$T" "$OUT/transcript" 2>/dev/null
 cp "/run/crtest/{dir_id}.stdout" "$OUT/stdout" 2>/dev/null
+cp /tmp/lazy-{op_id}.log "$OUT/lazy-pages.log" 2>/dev/null
 [ $code = {died} ] && dmesg | tail -n 30 >"$OUT/dmesg"
 exit $code
 "#,
         prelude = prelude(),
         dir = dir_op.dir(),
         dir_id = dir_op.id,
+        op_id = op.id,
         root = root_pid_file(&dir_op.id),
         out = op.out(),
         wl = workload_sh(w),

@@ -132,11 +132,11 @@ fn engine_pairs(matrix: &Matrix) -> Vec<(String, String, Option<String>, Option<
     out
 }
 
-/// Why cells of `mode` cannot run yet: the modes that move pages between
-/// two running guests need a link between them that the run does not make.
-fn unbuilt(mode: Mode) -> Option<String> {
-    matches!(mode, Mode::PageServer | Mode::Lazy)
-        .then(|| format!("mode {mode}: not built yet (needs a link between the source and target guests)"))
+/// Why cells of `mode` cannot run under this matrix: pages that travel
+/// between two running guests need two guests.
+fn two_guests(matrix: &Matrix, mode: Mode) -> Option<String> {
+    (mode.is_linked() && matrix.restore_in_dumping_guest)
+        .then(|| format!("mode {mode} moves pages between two guests; the matrix restores in the dumping guest"))
 }
 
 /// The PID slot of (workload, source kernel): from their positions in the
@@ -178,7 +178,7 @@ impl Plan {
                         };
                         (!filters.run_known_gaps).then(|| gap(&sk).or_else(|| gap(&dk))).flatten()
                     })
-                    .or_else(|| unbuilt(mode));
+                    .or_else(|| two_guests(matrix, mode));
                 let control = (sk != dk && skip.is_none()).then(|| cell_id(&wl, &sk, &sk));
                 let route =
                     skip.is_none().then(|| route::resolve(matrix, &sk, &dk, pid_slot(matrix, w, &src))).flatten();
@@ -253,9 +253,9 @@ mod tests {
         assert_eq!(pre.label(), "counter+predump");
         // Each mode dumps on its own.
         assert!(plan.dumps().contains(&("counter+predump".to_string(), "6.1".to_string())));
-        assert_eq!(plan.dumps().len(), 4, "dump and predump on 2 sources; lazy is skipped");
+        assert_eq!(plan.dumps().len(), 6, "each mode dumps once per source");
         let lazy = plan.cells.iter().find(|c| c.id == "counter+lazy/6.1->6.12").unwrap();
-        assert!(lazy.skip.as_deref().unwrap().contains("mode lazy: not built yet"), "{:?}", lazy.skip);
+        assert_eq!((lazy.skip.as_deref(), lazy.control.as_deref()), (None, Some("counter+lazy/6.1->6.1")));
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nmodes: [dump, pre-dump]\n").unwrap_err();
         assert!(e.to_string().contains("matrix.yaml:3: unknown mode `pre-dump`: expected one of dump, predump"), "{e}");
         let e = matrix("kernels: [\"6.1\"]\nworkloads: [counter]\nmodes: [dump, dump]\n").unwrap_err();

@@ -41,6 +41,7 @@ pub fn save(
         }
     }
     copy(Some(restored.join("restore.log")), "restore.log");
+    copy(Some(restored.join("lazy-pages.log")), "lazy-pages.log");
     copy(Some(restored.join("transcript")), "restored.transcript");
     copy(Some(restored.join("stdout")), "restored.stdout");
     copy(Some(restored.join("dmesg")), "restore.dmesg");

@@ -44,6 +44,21 @@ pub struct CellRun<'c> {
     restored_at: Option<Instant>,
     boot: Result<f64, String>,
     result: Option<CellResult>,
+    /// How pages reach the target when they do not travel with the images.
+    net: Net,
+}
+
+/// Where a linked cell's pages are (see `linked.rs`).
+#[derive(Debug, Clone, Default)]
+pub enum Net {
+    /// With the images.
+    #[default]
+    None,
+    /// Received by the target's page server: its pagemap and pages, here on
+    /// the host, join the dump's other images before the conversion.
+    PageServer { pages: std::path::PathBuf },
+    /// Served by the source's lazy dump (`op` on VM `vm`) at `addr:port`.
+    Lazy { vm: String, op: OpPaths, addr: String, port: u16 },
 }
 
 impl<'c> CellRun<'c> {
@@ -67,7 +82,14 @@ impl<'c> CellRun<'c> {
             restored_at: None,
             boot,
             result: None,
+            net: Net::None,
         }
+    }
+
+    /// The cell's pages travel as `net` says.
+    pub fn with_net(mut self, net: Net) -> Self {
+        self.net = net;
+        self
     }
 
     /// Runs states until the cell is restored (and waits for its wave) or done.
@@ -176,6 +198,12 @@ impl<'c> CellRun<'c> {
             Err(e) => return self.push(Stage::Convert, Outcome::Broken(format!("{e:#}")), 0.0),
         };
         let under_test = chain.iter().any(|s| s.converter.under_test());
+        let src = match self.with_pages(&src, &dst) {
+            Ok(src) => src,
+            Err(e) => {
+                return self.push(Stage::Convert, Outcome::Broken(format!("joining the page server's pages: {e}")), 0.0)
+            }
+        };
         // Each image dir (pre-dumps first, the final dump last) goes through the chain on its own.
         let dirs = image_dirs(&src);
         for dir in &dirs {
@@ -187,6 +215,7 @@ impl<'c> CellRun<'c> {
             }
         }
         let _ = std::fs::remove_dir_all(dst.join("steps"));
+        let _ = std::fs::remove_dir_all(dst.join("joined"));
         if let Err(e) = link_parents(&dst, &dirs) {
             return self.push(Stage::Convert, Outcome::Broken(format!("linking pre-dump dirs: {e}")), 0.0);
         }
@@ -204,6 +233,23 @@ impl<'c> CellRun<'c> {
             }
         };
         self.push(Stage::Convert, outcome, t.elapsed().as_secs_f64())
+    }
+
+    /// The dump's dir, or for a page-server cell a dir joining the dump's
+    /// images with the pagemap and pages its page server received.
+    fn with_pages(&self, src: &Path, dst: &Path) -> std::io::Result<std::path::PathBuf> {
+        let Net::PageServer { pages } = &self.net else { return Ok(src.to_path_buf()) };
+        let joined = dst.join("joined");
+        std::fs::create_dir_all(joined.join("img"))?;
+        for dir in [src.join("img"), pages.clone()] {
+            for e in std::fs::read_dir(&dir)? {
+                let e = e?;
+                if e.file_type()?.is_file() && e.file_name() != "page-server.log" {
+                    std::fs::copy(e.path(), joined.join("img").join(e.file_name()))?;
+                }
+            }
+        }
+        Ok(joined)
     }
 
     /// Whether the target guest is up and its engine supports the workload.
@@ -235,7 +281,13 @@ impl<'c> CellRun<'c> {
             return self.push(Stage::Restore, Outcome::Broken("dump left no pid".into()), 0.0);
         };
         let t = Instant::now();
-        let op = GuestOp::restore(&self.op, dump_op, ctx.workload(&self.cell.workload), pid, &self.cell.id);
+        let w = ctx.workload(&self.cell.workload);
+        let op = match &self.net {
+            Net::Lazy { addr, port, .. } => {
+                GuestOp::restore_lazy(&self.op, dump_op, w, pid, &self.cell.id, addr, *port)
+            }
+            _ => GuestOp::restore(&self.op, dump_op, w, pid, &self.cell.id),
+        };
         let outcome = self.exec(ctx, &op);
         self.restored_at = Some(Instant::now());
         self.push(Stage::Restore, outcome, t.elapsed().as_secs_f64())
@@ -280,8 +332,33 @@ impl<'c> CellRun<'c> {
         let left = ctx.op_timeout().saturating_sub(since).max(5);
         let t = Instant::now();
         let op = GuestOp::finish(&self.op, dump_op, ctx.workload(&self.cell.workload), pid, &self.cell.id, left);
-        let outcome = self.exec(ctx, &op);
-        self.push(Stage::Finish, outcome, t.elapsed().as_secs_f64())
+        let outcome = match (self.exec(ctx, &op), &self.net) {
+            // What went wrong fetching the pages is the cause to read first.
+            (Outcome::Failed(m), Net::Lazy { .. }) => {
+                let log = ctx.pool.outbox(&self.vm, &self.op).join("lazy-pages.log");
+                let line = std::fs::read_to_string(log).ok().and_then(|l| crate::engine::error_line(&l));
+                Outcome::Failed(line.map_or(m.clone(), |l| format!("{m}; criu lazy-pages: {l}")))
+            }
+            (outcome, _) => outcome,
+        };
+        let outcome = self.push(Stage::Finish, outcome, t.elapsed().as_secs_f64());
+        self.lazy_done(ctx);
+        outcome
+    }
+
+    /// A lazy cell's source dump must end well too, once the restored tree
+    /// has every page: its end is recorded as a second dump stage.
+    fn lazy_done(&mut self, ctx: &Ctx) {
+        let Net::Lazy { vm, op, .. } = self.net.clone() else { return };
+        let t = Instant::now();
+        let done = GuestOp::lazy_done(&op, ctx.op_timeout());
+        let outcome = match ctx.pool.exec(&vm, &done) {
+            Err(e) => Outcome::Broken(e),
+            Ok(r) => done.outcome(ScriptExit::from_rc(r.rc), &ctx.pool.outbox(&vm, &op), &r.output),
+        };
+        if outcome != Outcome::Ok {
+            self.push(Stage::Dump, outcome, t.elapsed().as_secs_f64());
+        }
     }
 
     /// The verdict from the stages and, for a finished program, from its
@@ -294,6 +371,12 @@ impl<'c> CellRun<'c> {
             false => verdict::judge(&self.stages, None, None),
         };
         let dir = artifacts::save(ctx, self.cell, status, &self.src.reference, self.dump(), &restored);
+        if let (Net::PageServer { pages }, Some(rel)) = (&self.net, &dir) {
+            let log = pages.parent().map(|d| d.join("page-server.log")).filter(|l| l.is_file());
+            if let Some(log) = log {
+                let _ = std::fs::copy(log, ctx.artifacts.join(rel).join("page-server.log"));
+            }
+        }
         let mut r = CellResult::unrun(self.cell.clone(), status, reason);
         r.stages = std::mem::take(&mut self.stages);
         r.conversion = std::mem::take(&mut self.conversion);

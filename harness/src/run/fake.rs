@@ -3,7 +3,7 @@
 //! the exit the test scripted, so every stage outcome and the verdict it
 //! gives are tested without QEMU.
 
-use super::guest::{Guest, Launcher};
+use super::guest::{Guest, Launcher, LinkHandle};
 use super::{run, RunOutput, Setup};
 use crate::config::matrix::Timeouts;
 use crate::config::workload::{Library, Workload};
@@ -98,6 +98,21 @@ impl Guest for FakeGuest {
     fn shutdown(self: Box<Self>) -> String {
         format!("console of {}", self.name)
     }
+    fn link(&mut self, other: &mut dyn Guest) -> anyhow::Result<Box<dyn LinkHandle>> {
+        let other = other.as_any().downcast_mut::<FakeGuest>().expect("fake guests link with fakes");
+        self.script.ran.lock().unwrap().push((self.name.clone(), format!("link with {}", other.name)));
+        Ok(Box::new(FakeLink))
+    }
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+struct FakeLink;
+impl LinkHandle for FakeLink {
+    fn close(self: Box<Self>) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 impl FakeGuest {
@@ -135,7 +150,13 @@ impl FakeGuest {
                 }
                 write("dump.log", "(00.3) Error (criu/cr-dump.c:1): fake iteration error\n")
             }
-            OpKind::Features => Ok(()),
+            OpKind::Features | OpKind::PageServer => write("page-server.log", "(00.1) page server up\n"),
+            OpKind::CollectPages => {
+                std::fs::create_dir_all(out.join("ps"))?;
+                write("ps/pagemap-200001.img", "pagemap")?;
+                write("ps/pages-1.img", "pages")
+            }
+            OpKind::LazyDone => write("dump.log", "(00.4) Error (criu/uffd.c:3): fake lazy transfer error\n"),
         }
     }
 }
@@ -148,6 +169,16 @@ impl Reporter for Quiet {
 fn workload(name: &str, features: &[&str]) -> Workload {
     let yaml = format!("name: {name}\nsummary: s\nsteps: 8\ndump_after: 3\nfeatures: {features:?}\n");
     serde_yaml_ng::from_str(&yaml).unwrap()
+}
+
+/// A cell `w+mode/src->dst`, with its control.
+pub fn cell_in(mode: crate::config::mode::Mode, w: &str, src: &str, dst: &str) -> Cell {
+    let label = crate::plan::label(w, mode);
+    let mut c = cell(w, src, dst);
+    c.mode = mode;
+    c.id = cell_id(&label, src, dst);
+    c.control = (src != dst).then(|| cell_id(&label, src, src));
+    c
 }
 
 /// A cell `w/src->dst` of the fake matrix, with its control when it crosses kinds.

@@ -197,3 +197,64 @@ fn an_interrupt_stops_guest_work_and_cuts_later_cells_short() {
     assert_eq!(s, Status::Error);
     assert!(why.contains("crtest was interrupted"), "{why}");
 }
+
+mod linked {
+    use super::*;
+    use crate::config::mode::Mode;
+    use crate::run::fake::cell_in;
+
+    fn one(mode: Mode, script: Script) -> (crate::run::RunOutput, std::sync::Arc<Script>) {
+        run_fake(vec![cell_in(mode, "counter", "6.1", "6.12"), cell_in(mode, "counter", "6.1", "6.1")], script, 1)
+    }
+
+    #[test]
+    fn a_page_server_cell_links_the_guests_and_joins_the_pages() {
+        let (out, script) = one(Mode::PageServer, Script::default());
+        assert_eq!(verdict(&out, "counter+page-server/6.1->6.12").0, Status::Pass);
+        let ran = script.ran.lock().unwrap();
+        // The last time: the cross cell's group runs after its control's.
+        let at = |vm: &str, label: &str| ran.iter().rposition(|(v, l)| v == vm && l.starts_with(label)).unwrap();
+        // Linked, the page server up on the target before the source dumps to it, then collected.
+        assert!(at(SRC, "link with 6.12~restore") < at("6.12~restore", "page server at 10.77.0.2:"));
+        assert!(at("6.12~restore", "page server at") < at(SRC, "dump counter after step 3 to the page server"));
+        assert!(at(SRC, "dump counter after step 3 to the page server") < at("6.12~restore", "collect"));
+        // The control crosses guests of one kind with a link of its own.
+        assert!(ran.iter().any(|(v, l)| v == SRC && l == "link with 6.1~restore"), "{ran:?}");
+    }
+
+    #[test]
+    fn a_page_server_that_fails_is_the_engines_failure() {
+        let script = exits("6.12~restore", OpKind::PageServer, rc::DUMP_FAILED);
+        let (out, _) = one(Mode::PageServer, script);
+        let (s, why) = verdict(&out, "counter+page-server/6.1->6.12");
+        assert_eq!(s, Status::Fail);
+        assert!(why.starts_with("dump: criu page-server failed without an Error line"), "{why}");
+    }
+
+    #[test]
+    fn a_lazy_cell_restores_with_lazy_pages_and_waits_for_the_dump() {
+        let (out, script) = one(Mode::Lazy, Script::default());
+        assert_eq!(verdict(&out, "counter+lazy/6.1->6.12").0, Status::Pass);
+        let ran = script.ran.lock().unwrap();
+        // The last time: the cross cell's group runs after its control's.
+        let at = |vm: &str, label: &str| ran.iter().rposition(|(v, l)| v == vm && l.starts_with(label)).unwrap();
+        assert!(
+            at(SRC, "lazy dump counter")
+                < at("6.12~restore", "restore counter+lazy/6.1->6.12 with lazy pages from 10.77.0.1:")
+        );
+        assert!(at("6.12~restore", "finish counter+lazy/6.1->6.12") < at(SRC, "wait for the lazy dump"));
+        // A lazy dump that ends badly fails the cell with the engine's line.
+        let (out, _) = one(Mode::Lazy, exits(SRC, OpKind::LazyDone, rc::DUMP_FAILED));
+        let (s, why) = verdict(&out, "counter+lazy/6.1->6.12");
+        assert_eq!(s, Status::ControlFail, "its control's dump fails the same way: {why}");
+        assert!(why.contains("Error (criu/uffd.c:3): fake lazy transfer error"), "{why}");
+    }
+
+    #[test]
+    fn a_link_that_cannot_be_made_is_an_error() {
+        let (out, _) = one(Mode::Lazy, Script { down: ["6.12~restore".to_string()].into(), ..Script::default() });
+        let (s, why) = verdict(&out, "counter+lazy/6.1->6.12");
+        assert_eq!(s, Status::Error);
+        assert!(why.contains("linking 6.1 and 6.12~restore"), "{why}");
+    }
+}

@@ -16,8 +16,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A network link between two guests, up until closed (or dropped).
+pub trait LinkHandle: Send {
+    /// Takes the link down and waits until both guests let go of it.
+    fn close(self: Box<Self>) -> anyhow::Result<()>;
+}
+
 /// A running guest.
-pub trait Guest: Send {
+pub trait Guest: Send + std::any::Any {
     /// The guest kernel's `uname -r`.
     fn release(&self) -> &str;
     fn boot_secs(&self) -> f64;
@@ -26,6 +32,10 @@ pub trait Guest: Send {
     fn run(&mut self, op: &GuestOp, timeout: Duration) -> anyhow::Result<CmdResult>;
     /// Powers the guest off; returns its console log.
     fn shutdown(self: Box<Self>) -> String;
+    /// Joins this guest (`vm::link::ADDRS[0]`) and `other` (`ADDRS[1]`)
+    /// with a network link between the two only.
+    fn link(&mut self, other: &mut dyn Guest) -> anyhow::Result<Box<dyn LinkHandle>>;
+    fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
 /// Starts guests.
@@ -97,5 +107,21 @@ impl Guest for Vm {
     }
     fn shutdown(self: Box<Self>) -> String {
         Vm::shutdown(*self)
+    }
+    fn link(&mut self, other: &mut dyn Guest) -> anyhow::Result<Box<dyn LinkHandle>> {
+        let other = other
+            .as_any()
+            .downcast_mut::<Vm>()
+            .ok_or_else(|| anyhow::anyhow!("a QEMU guest links only with another"))?;
+        Ok(Box::new(crate::vm::link::connect(self, other)?))
+    }
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl LinkHandle for crate::vm::link::Link {
+    fn close(self: Box<Self>) -> anyhow::Result<()> {
+        Ok(self.disconnect()?)
     }
 }

@@ -17,6 +17,7 @@ mod fake;
 mod flow_tests;
 pub mod gate;
 pub mod guest;
+pub mod linked;
 pub mod pool;
 pub mod source;
 
@@ -107,6 +108,10 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    fn notice(&self, msg: String) {
+        self.pool.notice(msg);
+    }
+
     fn op_id(&self, kind: char) -> OpPaths {
         OpPaths::new(&format!("{kind}{}", self.next_op.fetch_add(1, Ordering::SeqCst)))
     }
@@ -175,7 +180,7 @@ pub fn run(
     };
     let dumped = threads.install(|| source::all(&ctx, plan));
 
-    let restores: Vec<&Cell> = plan.runnable().collect();
+    let restores: Vec<&Cell> = plan.runnable().filter(|c| !c.mode.is_linked()).collect();
     let targets: BTreeSet<String> = restores.iter().map(|c| c.dst_kind()).collect();
     let total = plan.cells.len();
     let done = AtomicUsize::new(0);
@@ -203,6 +208,8 @@ pub fn run(
             }
         })
     });
+    // Cells whose pages travel between two running guests, after every other restore.
+    linked::all(&ctx, plan, &dumped, &|r| emit(gate.finished(r)));
     for cell in plan.cells.iter().filter(|c| c.skip.is_some()) {
         emit(gate.finished(CellResult::unrun(cell.clone(), Status::Skip, cell.skip.clone())));
     }

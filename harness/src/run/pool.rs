@@ -2,7 +2,7 @@
 //! VM (VMs run in parallel), marked down on a VM-level fault, and powered
 //! off with their console logs kept for the report.
 
-use super::guest::{Guest, Launcher};
+use super::guest::{Guest, Launcher, LinkHandle};
 use crate::engine::{GuestOp, OpPaths};
 use crate::event::{Event, Reporter};
 use crate::plan::GuestKind;
@@ -141,6 +141,31 @@ impl<'a> Pool<'a> {
                 Err(msg)
             }
         }
+    }
+
+    /// Links VMs `a` (the first address) and `b`, both started.
+    pub fn link(&self, a: &str, b: &str) -> Result<Box<dyn LinkHandle>, String> {
+        let (ha, hb) = (self.handle(a), self.handle(b));
+        // Both locks, always in name order: two links being made never wait on each other.
+        let (mut ga, mut gb) = match a < b {
+            true => {
+                let ga = ha.lock().unwrap();
+                (ga, hb.lock().unwrap())
+            }
+            false => {
+                let gb = hb.lock().unwrap();
+                (ha.lock().unwrap(), gb)
+            }
+        };
+        match (ga.as_mut(), gb.as_mut()) {
+            (Some((Slot::Up(x), _)), Some((Slot::Up(y), _))) => x.link(y.as_mut()).map_err(|e| format!("{e:#}")),
+            _ => Err(format!("linking {a} and {b}: a guest is not up")),
+        }
+    }
+
+    /// Tells the reporters something worth knowing that is no verdict.
+    pub fn notice(&self, msg: String) {
+        self.reporter.event(&Event::Notice(msg));
     }
 
     pub fn boot_secs(&self, vm: &str) -> f64 {

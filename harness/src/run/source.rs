@@ -34,6 +34,16 @@ struct Job<'p> {
     after: u32,
 }
 
+/// Starts `w` for a dump in its PID range: the first op of every dump.
+pub fn start_for_dump(ctx: &Ctx, vm: &str, op: &OpPaths, w: &str, pid_slot: usize) -> Outcome {
+    outcome(ctx, vm, &GuestOp::start_dump(op, ctx.workload(w), ctx.setup.step_ms, pid_base(pid_slot)))
+}
+
+/// Runs `op` on `vm` and maps its exit to the op's outcome.
+pub fn run_op(ctx: &Ctx, vm: &str, op: &GuestOp) -> Outcome {
+    outcome(ctx, vm, op)
+}
+
 /// First PID of the range given to PID slot `i` (see init.sh `tune`).
 pub fn pid_base(i: usize) -> u32 {
     200_000 + 10_000 * i as u32
@@ -88,7 +98,14 @@ fn phase(ctx: &Ctx, vm: &str, jobs: &[Job]) -> Vec<(String, Dumped)> {
     let workloads: BTreeSet<&str> = jobs.iter().map(|j| j.workload).collect();
     let refs: BTreeMap<&str, (OpPaths, Outcome)> =
         workloads.into_iter().map(|w| (w, start_reference(ctx, vm, w))).collect();
-    let dumps: Vec<OpRecord> = jobs.iter().map(|j| dump(ctx, vm, j)).collect();
+    // Linked modes dump later, with the target guest up (`linked.rs`): here only their reference.
+    let dumps: Vec<OpRecord> = jobs
+        .iter()
+        .map(|j| match j.mode.is_linked() {
+            true => OpRecord::broken(format!("mode {} dumps in the linked phase", j.mode)),
+            false => dump(ctx, vm, j),
+        })
+        .collect();
     let references: BTreeMap<&str, OpRecord> = refs
         .into_iter()
         .map(|(w, (op, started))| {
