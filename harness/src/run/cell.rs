@@ -269,11 +269,7 @@ impl<'c> CellRun<'c> {
 
     /// Runs `op` on the target and maps its exit to the op's outcome.
     fn exec(&self, ctx: &Ctx, op: &GuestOp) -> Outcome {
-        let out = ctx.pool.outbox(&self.vm, op.out.as_ref().expect("cell ops write to a share dir"));
-        match ctx.pool.exec(&self.vm, op) {
-            Err(e) => Outcome::Broken(e),
-            Ok(r) => op.outcome(ScriptExit::from_rc(r.rc), &out, &r.output),
-        }
+        ctx.run_op(&self.vm, op)
     }
 
     fn restore(&mut self, ctx: &Ctx) -> Outcome {
@@ -351,11 +347,7 @@ impl<'c> CellRun<'c> {
     fn lazy_done(&mut self, ctx: &Ctx) {
         let Net::Lazy { vm, op, .. } = self.net.clone() else { return };
         let t = Instant::now();
-        let done = GuestOp::lazy_done(&op, ctx.op_timeout());
-        let outcome = match ctx.pool.exec(&vm, &done) {
-            Err(e) => Outcome::Broken(e),
-            Ok(r) => done.outcome(ScriptExit::from_rc(r.rc), &ctx.pool.outbox(&vm, &op), &r.output),
-        };
+        let outcome = ctx.run_op(&vm, &GuestOp::lazy_done(&op, ctx.op_timeout()));
         if outcome != Outcome::Ok {
             self.push(Stage::Dump, outcome, t.elapsed().as_secs_f64());
         }

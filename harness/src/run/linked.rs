@@ -8,7 +8,7 @@
 //! time. Reference runs come from the source phase.
 
 use super::cell::{CellRun, Net};
-use super::source::{run_op, start_for_dump, Dumped, Dumps};
+use super::source::{start_for_dump, Dumped, Dumps};
 use super::{read_pid, Ctx, OpRecord};
 use crate::config::mode::Mode;
 use crate::engine::GuestOp;
@@ -69,12 +69,12 @@ fn dump(ctx: &Ctx, cell: &Cell, src: &str, target: &str) -> (OpRecord, Net) {
     let (outcome, net) = match (started, cell.mode) {
         (Outcome::Ok, Mode::PageServer) => {
             let ps = ctx.op_id('p');
-            let outcome = match run_op(ctx, target, &GuestOp::page_server(&ps, &b, port)) {
+            let outcome = match ctx.run_op(target, &GuestOp::page_server(&ps, &b, port)) {
                 Outcome::Ok => {
                     let dumped =
-                        run_op(ctx, src, &GuestOp::dump_to_page_server(&op, wl, after, ctx.op_timeout(), &b, port));
+                        ctx.run_op(src, &GuestOp::dump_to_page_server(&op, wl, after, ctx.op_timeout(), &b, port));
                     // The page server ends with the dump's connection, whatever the dump did.
-                    let collected = run_op(ctx, target, &GuestOp::collect_pages(&ps, ctx.op_timeout()));
+                    let collected = ctx.run_op(target, &GuestOp::collect_pages(&ps, ctx.op_timeout()));
                     if dumped == Outcome::Ok {
                         collected
                     } else {
@@ -86,7 +86,7 @@ fn dump(ctx: &Ctx, cell: &Cell, src: &str, target: &str) -> (OpRecord, Net) {
             (outcome, Net::PageServer { pages: ctx.pool.outbox(target, &ps).join("ps") })
         }
         (Outcome::Ok, _) => {
-            let outcome = run_op(ctx, src, &GuestOp::lazy_dump(&op, wl, after, ctx.op_timeout(), &a, port));
+            let outcome = ctx.run_op(src, &GuestOp::lazy_dump(&op, wl, after, ctx.op_timeout(), &a, port));
             (outcome, Net::Lazy { vm: src.to_string(), op: op.clone(), addr: a, port })
         }
         (other, _) => (other, Net::None),

@@ -120,6 +120,16 @@ impl Ctx<'_> {
         self.setup.library.get(name).expect("plan validated")
     }
 
+    /// Runs `op` on VM `vm` and maps its exit to the op's outcome; a VM
+    /// fault is crtest's.
+    fn run_op(&self, vm: &str, op: &GuestOp) -> Outcome {
+        let out = op.out.as_ref().map(|o| self.pool.outbox(vm, o)).unwrap_or_default();
+        match self.pool.exec(vm, op) {
+            Err(e) => Outcome::Broken(e),
+            Ok(r) => op.outcome(crate::engine::ScriptExit::from_rc(r.rc), &out, &r.output),
+        }
+    }
+
     /// The seconds a script may take (its own timeout).
     fn op_timeout(&self) -> u32 {
         self.setup.timeouts.operation.as_secs() as u32

@@ -4,7 +4,7 @@
 
 use super::{read_pid, Ctx, OpRecord};
 use crate::config::mode::Mode;
-use crate::engine::{GuestOp, OpPaths, ScriptExit};
+use crate::engine::{GuestOp, OpPaths};
 use crate::plan::Plan;
 use crate::verdict::{self, Outcome};
 use rayon::prelude::*;
@@ -36,12 +36,7 @@ struct Job<'p> {
 
 /// Starts `w` for a dump in its PID range: the first op of every dump.
 pub fn start_for_dump(ctx: &Ctx, vm: &str, op: &OpPaths, w: &str, pid_slot: usize) -> Outcome {
-    outcome(ctx, vm, &GuestOp::start_dump(op, ctx.workload(w), ctx.setup.step_ms, pid_base(pid_slot)))
-}
-
-/// Runs `op` on `vm` and maps its exit to the op's outcome.
-pub fn run_op(ctx: &Ctx, vm: &str, op: &GuestOp) -> Outcome {
-    outcome(ctx, vm, op)
+    ctx.run_op(vm, &GuestOp::start_dump(op, ctx.workload(w), ctx.setup.step_ms, pid_base(pid_slot)))
 }
 
 /// First PID of the range given to PID slot `i` (see init.sh `tune`).
@@ -122,18 +117,9 @@ fn phase(ctx: &Ctx, vm: &str, jobs: &[Job]) -> Vec<(String, Dumped)> {
     out
 }
 
-/// Runs `op` on `vm` and maps its exit to the op's outcome.
-fn outcome(ctx: &Ctx, vm: &str, op: &GuestOp) -> Outcome {
-    let out = op.out.as_ref().map(|o| ctx.pool.outbox(vm, o)).unwrap_or_default();
-    match ctx.pool.exec(vm, op) {
-        Err(e) => Outcome::Broken(e),
-        Ok(r) => op.outcome(ScriptExit::from_rc(r.rc), &out, &r.output),
-    }
-}
-
 fn start_reference(ctx: &Ctx, vm: &str, w: &str) -> (OpPaths, Outcome) {
     let op = ctx.op_id('r');
-    let started = outcome(ctx, vm, &GuestOp::start_reference(&op, ctx.workload(w), ctx.setup.step_ms));
+    let started = ctx.run_op(vm, &GuestOp::start_reference(&op, ctx.workload(w), ctx.setup.step_ms));
     (op, started)
 }
 
@@ -142,7 +128,7 @@ fn finish_reference(ctx: &Ctx, vm: &str, w: &str, op: OpPaths) -> OpRecord {
     let t = Instant::now();
     let outcome = match read_pid(&out) {
         None => Outcome::Broken("reference run wrote no pid".into()),
-        Some(pid) => match outcome(ctx, vm, &GuestOp::wait_reference(&op, ctx.workload(w), pid, ctx.op_timeout())) {
+        Some(pid) => match ctx.run_op(vm, &GuestOp::wait_reference(&op, ctx.workload(w), pid, ctx.op_timeout())) {
             Outcome::Ok => {
                 let transcript = std::fs::read_to_string(out.join("transcript")).unwrap_or_default();
                 verdict::reference_problem(&transcript).map_or(Outcome::Ok, Outcome::Broken)
@@ -163,8 +149,8 @@ fn dump(ctx: &Ctx, vm: &str, job: &Job) -> OpRecord {
         Mode::Predump => GuestOp::predump(&op, wl, job.after, PREDUMP_ROUNDS, ctx.op_timeout()),
         _ => GuestOp::dump(&op, wl, job.after, ctx.op_timeout()),
     };
-    let outcome = match outcome(ctx, vm, &start) {
-        Outcome::Ok => outcome(ctx, vm, &dump),
+    let outcome = match ctx.run_op(vm, &start) {
+        Outcome::Ok => ctx.run_op(vm, &dump),
         other => other,
     };
     OpRecord {
