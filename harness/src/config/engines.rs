@@ -48,8 +48,9 @@ pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, ConfigError> {
         // Engine ids name guest kinds, VMs and directories.
         let bad = crate::util::shell::check_name(&e.id)
             .err()
+            .map(|e| e.to_string())
             .or_else(|| env_file(&e.env).err().map(|e| format!("{e:#}")))
-            .or_else(|| check_source(e).err());
+            .or_else(|| check_source(e).err().map(|e| e.to_string()));
         if let Some(why) = bad {
             let line = yaml::line_of(&text, "engines", &e.id);
             return Err(ConfigError::new(path, line, format!("engine `{}`: {why}", e.id)));
@@ -63,14 +64,21 @@ pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, ConfigError> {
     Ok(raw.engines)
 }
 
+/// An engine entry that is neither or both of Debian-built and local.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("expected `suite` and `package` (a Debian-built engine) or `local: PATH`")]
+    Neither,
+    #[error("`local` names a binary: expected no `suite`, `package` or `tools` beside it")]
+    Both,
+}
+
 /// An entry is either built from Debian (suite, package, tools) or local.
-fn check_source(e: &EngineSpec) -> Result<(), String> {
+fn check_source(e: &EngineSpec) -> Result<(), SourceError> {
     match (&e.local, e.suite.is_empty() || e.package.is_empty()) {
         (None, false) => Ok(()),
-        (None, true) => Err("expected `suite` and `package` (a Debian-built engine) or `local: PATH`".into()),
-        (Some(_), _) if !e.suite.is_empty() || !e.package.is_empty() || !e.tools.is_empty() => {
-            Err("`local` names a binary: expected no `suite`, `package` or `tools` beside it".into())
-        }
+        (None, true) => Err(SourceError::Neither),
+        (Some(_), _) if !e.suite.is_empty() || !e.package.is_empty() || !e.tools.is_empty() => Err(SourceError::Both),
         (Some(_), _) => Ok(()),
     }
 }

@@ -63,6 +63,18 @@ pub struct StepSpec {
     pub using: Using,
 }
 
+/// Why no chain joins two formats.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("format {format} is not in {}", file.display())]
+    UnknownFormat { format: String, file: PathBuf },
+    #[error("no converter {from} -> {to} is declared in {}", file.display())]
+    NoConverter { from: String, to: String, file: PathBuf },
+    /// An engine of the chain writes no known format.
+    #[error("engine {0} has no known image format")]
+    EngineFormat(String),
+}
+
 /// The validated formats file plus which format each engine speaks.
 #[derive(Debug, Clone)]
 pub struct Formats {
@@ -174,7 +186,7 @@ impl Formats {
 
     /// The steps from format `from` to format `to` (none when equal), or the
     /// first step no converter is declared for.
-    pub fn chain(&self, from: &str, to: &str) -> Result<Vec<StepSpec>, String> {
+    pub fn chain(&self, from: &str, to: &str) -> Result<Vec<StepSpec>, ChainError> {
         if from == to {
             return Ok(vec![]);
         }
@@ -182,7 +194,7 @@ impl Formats {
             self.versions
                 .iter()
                 .position(|x| x == v)
-                .ok_or_else(|| format!("format {v} is not in {}", self.path.display()))
+                .ok_or_else(|| ChainError::UnknownFormat { format: v.to_string(), file: self.path.clone() })
         };
         let (mut i, j) = (pos(from)?, pos(to)?);
         let mut out = Vec::new();
@@ -193,7 +205,7 @@ impl Formats {
                 .steps
                 .iter()
                 .find(|s| &s.from == a && &s.to == b)
-                .ok_or_else(|| format!("no converter {a} -> {b} is declared in {}", self.path.display()))?;
+                .ok_or_else(|| ChainError::NoConverter { from: a.clone(), to: b.clone(), file: self.path.clone() })?;
             out.push(step.clone());
             i = next;
         }
@@ -300,7 +312,7 @@ pub(crate) mod tests {
         assert_eq!(f.chain("criu-4.2", "criu-4.1").unwrap()[0].using, Using::PagemapNrPages);
         assert!(f.chain("criu-4.1", "criu-4.1").unwrap().is_empty());
         let e = f.chain("criu-4.2", "criu-3.17").unwrap_err();
-        assert!(e.contains("no converter criu-4.1 -> criu-3.17"), "{e}");
+        assert!(e.to_string().contains("no converter criu-4.1 -> criu-3.17"), "{e}");
     }
 
     #[test]

@@ -153,11 +153,13 @@ impl Workload {
     /// steps and dump point in range, a parseable `min_kernel`.
     pub fn validate(&self) -> Result<(), WorkloadError> {
         let name = &self.name;
-        crate::util::shell::check_name(name).map_err(WorkloadError::Name)?;
+        crate::util::shell::check_name(name).map_err(|e| WorkloadError::Name(e.0))?;
         let field = |field: &'static str, v: &Option<String>| match v {
-            Some(v) => {
-                crate::util::shell::check_name(v).map_err(|why| WorkloadError::Field { name: name.clone(), field, why })
-            }
+            Some(v) => crate::util::shell::check_name(v).map_err(|why| WorkloadError::Field {
+                name: name.clone(),
+                field,
+                why: why.0,
+            }),
             None => Ok(()),
         };
         field("program", &self.program)?;

@@ -2,7 +2,7 @@
 //! the engines, their image formats and the conversion chain between them,
 //! worked out once here for the plan, the run and `crtest convert`.
 
-use crate::config::formats::{Formats, StepSpec};
+use crate::config::formats::{ChainError, Formats, StepSpec};
 use crate::config::matrix::Matrix;
 use serde::Serialize;
 
@@ -44,14 +44,14 @@ pub fn chain(
     formats: &Formats,
     dump_engine: &str,
     restore_engine: &str,
-) -> Result<(String, String, Vec<StepSpec>), String> {
-    let format = |e: &str| formats.of_engine(e).ok_or_else(|| format!("engine {e} has no known image format"));
+) -> Result<(String, String, Vec<StepSpec>), ChainError> {
+    let format = |e: &str| formats.of_engine(e).ok_or_else(|| ChainError::EngineFormat(e.to_string()));
     if dump_engine == restore_engine {
         let f = format(dump_engine).unwrap_or_else(|_| dump_engine.to_string());
         return Ok((f.clone(), f, vec![]));
     }
     let (from, to) = (format(dump_engine)?, format(restore_engine)?);
-    let steps = formats.chain(&from, &to).map_err(|e| e.to_string())?;
+    let steps = formats.chain(&from, &to)?;
     Ok((from, to, steps))
 }
 

@@ -4,6 +4,7 @@
 //! stage that does not end Ok sends the cell to judge.
 
 use super::artifacts;
+use super::pool::GuestError;
 use super::source::{Dumped, Dumps};
 use super::{first_line, Ctx, OpRecord};
 use crate::convert::{self, Converter, StepRecord};
@@ -42,7 +43,7 @@ pub struct CellRun<'c> {
     /// The restore's op: its share dirs hold what the target guest left.
     op: OpPaths,
     restored_at: Option<Instant>,
-    boot: Result<f64, String>,
+    boot: Result<f64, GuestError>,
     result: Option<CellResult>,
     /// How pages reach the target when they do not travel with the images.
     net: Net,
@@ -64,7 +65,7 @@ pub enum Net {
 impl<'c> CellRun<'c> {
     /// A cell whose source side is `src`; it starts with the source's
     /// stages, and goes straight to judge when they did not pass.
-    pub fn new(ctx: &Ctx, cell: &'c Cell, vm: &str, src: &'c Dumped, boot: Result<f64, String>) -> Self {
+    pub fn new(ctx: &Ctx, cell: &'c Cell, vm: &str, src: &'c Dumped, boot: Result<f64, GuestError>) -> Self {
         let stages = vec![
             StageRecord { stage: Stage::BootSrc, outcome: Outcome::Ok, secs: ctx.pool.boot_secs(&cell.src_kind()) },
             src.reference.record(Stage::Reference),
@@ -258,7 +259,7 @@ impl<'c> CellRun<'c> {
             Ok(_) => ctx
                 .unsupported(&self.vm, ctx.workload(&self.cell.workload), self.cell.mode)
                 .map_or(Outcome::Ok, Outcome::Unsupported),
-            Err(e) => Outcome::Broken(format!("VM for {} did not boot: {}", self.vm, first_line(e))),
+            Err(e) => Outcome::Broken(format!("VM for {} did not boot: {}", self.vm, first_line(&e.0))),
         }
     }
 
@@ -303,7 +304,7 @@ impl<'c> CellRun<'c> {
             let out = ctx.pool.outbox(&self.vm, &op);
             let guest_op = GuestOp::iterate(&op, dump_op, wl, pid, round, &self.cell.id, ctx.op_timeout());
             outcome = match ctx.pool.exec(&self.vm, &guest_op) {
-                Err(e) => Outcome::Broken(e),
+                Err(e) => Outcome::Broken(e.0),
                 Ok(r) => match ScriptExit::from_rc(r.rc) {
                     // The workload is too close to its end for another round.
                     ScriptExit::NoRoom => break,

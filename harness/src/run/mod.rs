@@ -125,7 +125,7 @@ impl Ctx<'_> {
     fn run_op(&self, vm: &str, op: &GuestOp) -> Outcome {
         let out = op.out.as_ref().map(|o| self.pool.outbox(vm, o)).unwrap_or_default();
         match self.pool.exec(vm, op) {
-            Err(e) => Outcome::Broken(e),
+            Err(e) => Outcome::Broken(e.0),
             Ok(r) => op.outcome(crate::engine::ScriptExit::from_rc(r.rc), &out, &r.output),
         }
     }
@@ -156,7 +156,7 @@ impl Ctx<'_> {
             let names: Vec<&str> = all.into_iter().collect();
             let found = match self.pool.exec(vm, &GuestOp::features(&names)) {
                 Ok(r) => crate::engine::scripts::parse_features(&r.output),
-                Err(e) => return Some(format!("could not probe engine features: {}", first_line(&e))),
+                Err(e) => return Some(format!("could not probe engine features: {}", first_line(&e.0))),
             };
             self.features.lock().unwrap().insert(vm.to_string(), found);
         }

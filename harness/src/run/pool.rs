@@ -13,6 +13,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Why a guest cannot do what the run asked: it did not start, broke, or
+/// crtest was interrupted. Always crtest's or the machine's fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GuestError(pub String);
+
+impl From<String> for GuestError {
+    fn from(s: String) -> Self {
+        GuestError(s)
+    }
+}
+
+impl From<&str> for GuestError {
+    fn from(s: &str) -> Self {
+        GuestError(s.to_string())
+    }
+}
+
 /// A VM slot: up, or down (failed to boot, or broken by a later fault).
 enum Slot {
     Up(Box<dyn Guest>),
@@ -74,13 +92,13 @@ impl<'a> Pool<'a> {
     }
 
     /// Starts (once) VM `vm`; returns its start time or why it is down.
-    pub fn ensure(&self, vm: &str) -> Result<f64, String> {
+    pub fn ensure(&self, vm: &str) -> Result<f64, GuestError> {
         let handle = self.handle(vm);
         let mut guard = handle.lock().unwrap();
         if let Some((slot, secs)) = guard.as_ref() {
             return match slot {
                 Slot::Up(_) => Ok(*secs),
-                Slot::Down(why) => Err(why.clone()),
+                Slot::Down(why) => Err(GuestError(why.clone())),
             };
         }
         if (self.interrupted)() {
@@ -112,11 +130,11 @@ impl<'a> Pool<'a> {
             }
         };
         *guard = Some((slot, secs));
-        result
+        result.map_err(GuestError)
     }
 
     /// Runs `op` on VM `vm`. A VM-level fault marks the VM down.
-    pub fn exec(&self, vm: &str, op: &GuestOp) -> Result<CmdResult, String> {
+    pub fn exec(&self, vm: &str, op: &GuestOp) -> Result<CmdResult, GuestError> {
         let handle = self.handle(vm);
         let mut guard = handle.lock().unwrap();
         let (slot, _) = guard.as_mut().ok_or("VM not booted")?;
@@ -125,7 +143,7 @@ impl<'a> Pool<'a> {
         }
         let guest = match slot {
             Slot::Up(guest) => guest,
-            Slot::Down(why) => return Err(format!("VM unusable: {}", first_line(why))),
+            Slot::Down(why) => return Err(GuestError(format!("VM unusable: {}", first_line(why)))),
         };
         match guest.run(op, self.timeout) {
             Ok(r) => {
@@ -138,13 +156,13 @@ impl<'a> Pool<'a> {
                 if let Slot::Up(guest) = std::mem::replace(slot, Slot::Down(msg.clone())) {
                     self.keep(vm, guest);
                 }
-                Err(msg)
+                Err(GuestError(msg))
             }
         }
     }
 
     /// Links VMs `a` (the first address) and `b`, both started.
-    pub fn link(&self, a: &str, b: &str) -> Result<Box<dyn LinkHandle>, String> {
+    pub fn link(&self, a: &str, b: &str) -> Result<Box<dyn LinkHandle>, GuestError> {
         let (ha, hb) = (self.handle(a), self.handle(b));
         // Both locks, always in name order: two links being made never wait on each other.
         let (mut ga, mut gb) = match a < b {
@@ -158,8 +176,10 @@ impl<'a> Pool<'a> {
             }
         };
         match (ga.as_mut(), gb.as_mut()) {
-            (Some((Slot::Up(x), _)), Some((Slot::Up(y), _))) => x.link(y.as_mut()).map_err(|e| format!("{e:#}")),
-            _ => Err(format!("linking {a} and {b}: a guest is not up")),
+            (Some((Slot::Up(x), _)), Some((Slot::Up(y), _))) => {
+                x.link(y.as_mut()).map_err(|e| GuestError(format!("{e:#}")))
+            }
+            _ => Err(GuestError(format!("linking {a} and {b}: a guest is not up"))),
         }
     }
 

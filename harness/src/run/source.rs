@@ -74,7 +74,7 @@ pub fn all(ctx: &Ctx, plan: &Plan) -> Dumps {
 fn phase(ctx: &Ctx, vm: &str, jobs: &[Job]) -> Vec<(String, Dumped)> {
     let both = |r: OpRecord| Dumped { reference: r.clone(), dump: r };
     if let Err(why) = ctx.pool.ensure(vm) {
-        let broken = OpRecord::broken(format!("VM for {vm} did not boot: {}", super::first_line(&why)));
+        let broken = OpRecord::broken(format!("VM for {vm} did not boot: {}", super::first_line(&why.0)));
         return jobs.iter().map(|j| (j.label.clone(), both(broken.clone()))).collect();
     }
     let unsupported = |j: &Job| ctx.unsupported(vm, ctx.workload(j.workload), j.mode);

@@ -98,17 +98,29 @@ fn pick(lo: usize, hi: usize, skipped: &[usize]) -> Option<usize> {
     candidates.first().copied()
 }
 
+/// Why a chain cannot be bisected.
+#[derive(Debug, thiserror::Error)]
+pub enum AxisError {
+    #[error(transparent)]
+    Chain(#[from] crate::config::formats::ChainError),
+    #[error("the chain {from} -> {to} has no step to bisect")]
+    Empty { from: String, to: String },
+}
+
 /// The axis of `crtest bisect --axis chain`: the formats of the chain
 /// `from` -> `to` in order, `from` first, and the chain's steps. Point `i`
 /// (i >= 1) stands for the chain's prefix of `i` steps, whose output the
 /// engine of format `i` restores; point 0 is the dump restored as it is.
-pub fn chain_axis(formats: &Formats, from: &str, to: &str) -> Result<(Vec<String>, Vec<StepSpec>), String> {
+pub fn chain_axis(formats: &Formats, from: &str, to: &str) -> Result<(Vec<String>, Vec<StepSpec>), AxisError> {
     if !formats.versions.iter().any(|v| v == from) {
-        return Err(format!("format {from} is not in {}", formats.path.display()));
+        return Err(AxisError::Chain(crate::config::formats::ChainError::UnknownFormat {
+            format: from.to_string(),
+            file: formats.path.clone(),
+        }));
     }
     let steps = formats.chain(from, to)?;
     if steps.is_empty() {
-        return Err(format!("the chain {from} -> {to} has no step to bisect"));
+        return Err(AxisError::Empty { from: from.to_string(), to: to.to_string() });
     }
     let axis = std::iter::once(from.to_string()).chain(steps.iter().map(|s| s.to.clone())).collect();
     Ok((axis, steps))
@@ -199,9 +211,12 @@ mod tests {
         assert_eq!(axis, ["criu-4.2", "criu-4.1", "criu-3.17"]);
         assert_eq!(step_label(&steps, 2), "step 2/2 criu-4.1 -> criu-3.17 (identity)");
         assert_eq!(step_label(&steps, 1), "step 1/2 criu-4.2 -> criu-4.1 (pagemap-nr-pages)");
-        assert!(chain_axis(&f, "criu-4.1", "criu-4.1").unwrap_err().contains("no step"));
-        assert!(chain_axis(&f, "criu-3.17", "criu-4.2").unwrap_err().contains("no converter criu-3.17 -> criu-4.1"));
-        assert!(chain_axis(&f, "criu-9", "criu-4.1").unwrap_err().contains("criu-9 is not in"));
+        assert!(chain_axis(&f, "criu-4.1", "criu-4.1").unwrap_err().to_string().contains("no step"));
+        assert!(chain_axis(&f, "criu-3.17", "criu-4.2")
+            .unwrap_err()
+            .to_string()
+            .contains("no converter criu-3.17 -> criu-4.1"));
+        assert!(chain_axis(&f, "criu-9", "criu-4.1").unwrap_err().to_string().contains("criu-9 is not in"));
         // The bisection over that axis names the prefix that goes bad.
         let mut probe = |v: &str| if v == "criu-3.17" { Probe::Bad("convert".into()) } else { Probe::Good };
         let found = bisect(&axis, "criu-4.2", "criu-3.17", &mut probe, &mut |_| {}).unwrap();

@@ -27,9 +27,14 @@ pub const NAME_MAX: usize = 64;
 pub const NAME_RULE: &str =
     "1 to 64 of A-Z a-z 0-9 _ . + -, not starting with `.` or `-` and without `..` (it names files and runs in shell)";
 
+/// A name [`check_name`] refuses, with what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NameError(pub String);
+
 /// Whether `name` is safe as a file name component and a shell word as it
 /// is: no `/`, no `..`, no whitespace or shell metacharacters.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '+' | '-');
     let ok = !name.is_empty()
         && name.len() <= NAME_MAX
@@ -39,7 +44,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{}`: expected {NAME_RULE}", printable(name)))
+        Err(NameError(format!("`{}`: expected {NAME_RULE}", printable(name))))
     }
 }
 
