@@ -156,3 +156,71 @@ fn git_bisect_run_over_a_criu_tree() {
     assert!(log.contains(&format!("{} is the first bad commit", commits[4])), "{log}");
     assert!(log.contains("the regression"), "{log}");
 }
+
+/// A local engine's own crit (`crit: DIR`, the pycriu package of its build
+/// run by the host's python3) checks the images converted to its format:
+/// 4.1.1 dumps, the local engine restores through the 4.1 -> 3.17 step, whose
+/// output its crit decodes; a crit that cannot run makes the cell an ERROR
+/// naming it, which shows it is the one used.
+#[test]
+fn a_local_engines_crit_checks_images_of_its_format() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cell = |root: &Root, restore: &str| {
+        root.run(&[
+            "cell",
+            "--engine",
+            "criu-4.1",
+            "--restore-engine",
+            restore,
+            "--src-kernel",
+            "6.1",
+            "--dst-kernel",
+            "6.1",
+            "--workload",
+            "counter",
+            "--accel",
+            "tcg",
+            "--out",
+            "out",
+        ])
+    };
+    // The Debian-built 3.17's crit first (this fetches its tools tree), for a pycriu to build on.
+    let plain = Root::new("");
+    assert_eq!(cell(&plain, "host").status.code(), Some(0));
+    let tree =
+        crtest::util::fsutil::cache_dir().join("engines/criu-3.17-tools/root/usr/lib/python3/dist-packages/pycriu");
+    assert!(tree.join("__init__.py").is_file(), "no pycriu in {}", tree.display());
+
+    let root = Root::new("");
+    let lib = root.path().join("build/lib");
+    copy_dir(&tree, &lib.join("pycriu"));
+    let engines = root.path().join("kernels/engines.yaml");
+    let mut text = std::fs::read_to_string(&engines).unwrap();
+    text.push_str("  - {id: mine, local: /usr/sbin/criu, format: criu-3.17, crit: ../build/lib}\n");
+    std::fs::write(&engines, text).unwrap();
+    assert_eq!(cell(&root, "mine").status.code(), Some(0));
+    let r = root.results();
+    let c = r["cells"].as_array().unwrap().iter().find(|c| c["id"] == "counter/6.1->6.1@mine").unwrap();
+    let step = &c["conversion"][0];
+    assert!(step["checked"].as_u64().unwrap() > 5, "images decoded with the local crit: {c}");
+
+    std::fs::write(lib.join("pycriu/__init__.py"), "raise ImportError('this pycriu is broken on purpose')\n").unwrap();
+    let out = cell(&root, "mine");
+    assert_eq!(out.status.code(), Some(125), "a crit that cannot run is crtest's ERROR (125 for git bisect: skip)");
+    let r = root.results();
+    let c = r["cells"].as_array().unwrap().iter().find(|c| c["id"] == "counter/6.1->6.1@mine").unwrap();
+    assert_eq!(c["status"], "ERROR", "{c}");
+    let reason = c["reason"].as_str().unwrap();
+    assert!(reason.contains("crit of criu-3.17 could not run") && reason.contains("broken on purpose"), "{reason}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        match e.file_type().unwrap().is_dir() {
+            true => copy_dir(&e.path(), &to.join(e.file_name())),
+            false => drop(std::fs::copy(e.path(), to.join(e.file_name())).unwrap()),
+        }
+    }
+}

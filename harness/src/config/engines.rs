@@ -28,6 +28,11 @@ pub struct EngineSpec {
     /// Packages holding the engine's crit (host-side only, never in guests).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// A local engine's crit: a directory holding the `pycriu` package of
+    /// your CRIU build (a built tree's `lib/`), run by the host's python3.
+    /// Relative paths are relative to the engines file.
+    #[serde(default)]
+    pub crit: Option<PathBuf>,
     /// Environment the engine's own process needs on every kernel (e.g.
     /// glibc's rseq off for CRIU 3.17). The host's CRIU of the same version
     /// gets it too.
@@ -57,8 +62,9 @@ pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, ConfigError> {
         }
         // The binary itself is checked when a run uses it: a missing one
         // must not stop runs of the other engines.
-        if let Some(local) = &mut e.local {
-            *local = path.parent().unwrap_or(Path::new(".")).join(&*local);
+        let here = path.parent().unwrap_or(Path::new("."));
+        for p in [e.local.as_mut(), e.crit.as_mut()].into_iter().flatten() {
+            *p = here.join(&*p);
         }
     }
     Ok(raw.engines)
@@ -71,11 +77,14 @@ pub enum SourceError {
     Neither,
     #[error("`local` names a binary: expected no `suite`, `package` or `tools` beside it")]
     Both,
+    #[error("`crit` is a local engine's own crit: expected `local: PATH` beside it (a Debian-built engine's crit comes with its `tools`)")]
+    CritWithoutLocal,
 }
 
 /// An entry is either built from Debian (suite, package, tools) or local.
 fn check_source(e: &EngineSpec) -> Result<(), SourceError> {
     match (&e.local, e.suite.is_empty() || e.package.is_empty()) {
+        (None, _) if e.crit.is_some() => Err(SourceError::CritWithoutLocal),
         (None, false) => Ok(()),
         (None, true) => Err(SourceError::Neither),
         (Some(_), _) if !e.suite.is_empty() || !e.package.is_empty() || !e.tools.is_empty() => Err(SourceError::Both),

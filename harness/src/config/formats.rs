@@ -278,6 +278,7 @@ pub(crate) mod tests {
                 local: None,
                 format: format!("criu-{v}"),
                 tools: vec![],
+                crit: None,
                 env: Default::default(),
             })
             .collect()

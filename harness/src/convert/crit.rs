@@ -76,11 +76,27 @@ pub struct Crit {
     pub format: String,
     /// The engine's tools tree (a Debian root with crit and its Python).
     root: PathBuf,
+    /// A local engine's `pycriu` directory, run by the host's python3
+    /// instead of a tools tree.
+    pycriu: Option<PathBuf>,
 }
+
+/// The host's Python, for a local engine's crit.
+const HOST_PYTHON: &str = "/usr/bin/python3";
 
 impl Crit {
     pub fn new(format: &str, root: &Path) -> Crit {
-        Crit { format: format.to_string(), root: root.to_path_buf() }
+        Crit { format: format.to_string(), root: root.to_path_buf(), pycriu: None }
+    }
+
+    /// A local engine's crit: `dir` holds the `pycriu` package of its build.
+    pub fn local(format: &str, dir: &Path) -> Result<Crit> {
+        anyhow::ensure!(
+            dir.join("pycriu/__init__.py").is_file(),
+            "crit {}: expected a directory holding the pycriu package (a built CRIU tree's lib/)",
+            dir.display()
+        );
+        Ok(Crit { format: format.to_string(), root: PathBuf::new(), pycriu: Some(dir.to_path_buf()) })
     }
 
     /// The crit of `format`, from the engine of engines.yaml that speaks it
@@ -91,6 +107,10 @@ impl Crit {
         cache: &Path,
         log: &dyn Fn(&str),
     ) -> Result<Crit> {
+        // A local engine's own crit speaks for its format first.
+        if let Some(dir) = engines.iter().filter(|e| e.format == format).find_map(|e| e.crit.as_deref()) {
+            return Crit::local(format, dir);
+        }
         let spec = engines
             .iter()
             .find(|e| e.format == format && !e.tools.is_empty())
@@ -128,6 +148,12 @@ impl Crit {
     }
 
     fn python(&self, mode: &str, src: &Path, dst: &Path, names: &[String]) -> Result<Command> {
+        if let Some(dir) = &self.pycriu {
+            let mut cmd = Command::new(HOST_PYTHON);
+            cmd.arg("-c").arg(SCRIPT).arg(mode).arg(src).arg(dst).args(names);
+            cmd.env("PYTHONPATH", dir).env("PYTHONDONTWRITEBYTECODE", "1").env_remove("PYTHONHOME");
+            return Ok(cmd);
+        }
         let loader = self
             .resolve("usr/lib64/ld-linux-x86-64.so.2")
             .or_else(|| self.resolve("lib64/ld-linux-x86-64.so.2"))

@@ -184,6 +184,7 @@ pub fn local_spec(path: &Path, catalog: &[EngineSpec]) -> Result<EngineSpec, Loc
         local: Some(bin.path),
         format,
         tools: vec![],
+        crit: None,
         env: env_of_version(catalog, &version),
     })
 }
@@ -240,8 +241,11 @@ mod tests {
         assert!(e.to_string().contains("engines.yaml:2: engine `mine`: `local` names a binary"), "{e}");
         let e = catalog("engines:\n  - {id: x, format: criu-4.1}\n").unwrap_err();
         assert!(e.to_string().contains("expected `suite` and `package`"), "{e}");
-        let e = catalog("engines:\n  - {id: x, local: criu, format: criu-4.1, crit: c}\n").unwrap_err();
-        assert!(e.to_string().contains("unknown field `crit`"), "{e}");
+        // A local engine's own crit, relative to the file like its binary; never a Debian engine's.
+        let ok = catalog("engines:\n  - {id: x, local: criu, format: criu-4.1, crit: build/lib}\n").unwrap();
+        assert!(ok[0].crit.as_deref().is_some_and(|c| c.is_absolute() && c.ends_with("build/lib")), "{ok:?}");
+        let e = catalog("engines:\n  - {id: x, suite: sid, package: criu, format: criu-4.1, crit: c}\n").unwrap_err();
+        assert!(e.to_string().contains("`crit` is a local engine's own crit"), "{e}");
     }
 
     #[test]
