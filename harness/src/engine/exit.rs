@@ -1,5 +1,5 @@
 //! How a guest script ended: its exit code is the contract between the
-//! scripts (`scripts.rs`) and the host, read in one place.
+//! scripts (`engine/scripts/`, `harness/assets/scripts/`) and the host, read in one place.
 
 /// Exit codes the scripts use.
 pub mod rc {
