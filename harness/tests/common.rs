@@ -106,3 +106,45 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// What it takes to start guests of one kernel by hand, through the
+/// library: the kernel and its guest image prepared (fetched and built into
+/// the user's cache), under TCG with 1 GiB guests.
+pub struct GuestParts {
+    pub kernel: String,
+    pub boot_image: PathBuf,
+    pub initrd: PathBuf,
+    pub cfg: crtest::vm::qemu::VmConfig,
+}
+
+impl GuestParts {
+    pub fn new(kernel: &str) -> GuestParts {
+        use crtest::config::matrix::{AccelChoice, Matrix};
+        use crtest::vm::qemu::Accel;
+        let project = crtest::prepare::Project::load().unwrap();
+        let mut matrix =
+            Matrix::for_pairs(&project.library, &project.formats, "counter", vec![(kernel.into(), kernel.into())]);
+        matrix.memory_mb = 1024;
+        let plan = crtest::plan::Plan::new(&matrix, &project.catalog, &project.library, &Default::default());
+        let quiet = crtest::report::progress::Progress::new(false);
+        let ready = crtest::session::prepare(&project, &matrix, &plan, Some(AccelChoice::Force(Accel::Tcg)), &quiet)
+            .expect("the kernel and its guest image");
+        let images = crtest::prepare::boot_images(&project.catalog, &ready.kernels, true, &quiet).unwrap();
+        GuestParts {
+            kernel: kernel.into(),
+            boot_image: images[kernel].clone(),
+            initrd: ready.images[kernel].initrd.clone(),
+            cfg: crtest::session::vm_config(&matrix, Accel::Tcg),
+        }
+    }
+
+    /// The boot spec of one guest sharing `share` with the host.
+    pub fn spec(&self, share: &Path) -> crtest::vm::qemu::BootSpec {
+        crtest::vm::qemu::BootSpec {
+            kernel_id: self.kernel.clone(),
+            kernel_image: self.boot_image.clone(),
+            initrd: self.initrd.clone(),
+            share: share.to_path_buf(),
+        }
+    }
+}

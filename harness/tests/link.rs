@@ -4,13 +4,9 @@
 //! from the guests, which can then get another link.
 
 mod common;
-use common::SERIAL;
-use crtest::config::matrix::{AccelChoice, Matrix};
-use crtest::plan::{Filters, Plan};
-use crtest::prepare::{self, Project};
-use crtest::report::progress::Progress;
+use common::{GuestParts, SERIAL};
 use crtest::vm::link::{self, ADDRS};
-use crtest::vm::qemu::{Accel, BootSpec, Vm};
+use crtest::vm::qemu::Vm;
 use crtest::vm::vmstate::{self, Store};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -21,28 +17,13 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Two ready guests of `kernel` (resumed from the user's saved states when
 /// there are some) and their share dirs.
 fn two_guests(kernel: &str) -> (Vm, Vm, [tempfile::TempDir; 2]) {
-    let project = Project::load().unwrap();
-    let mut matrix =
-        Matrix::for_pairs(&project.library, &project.formats, "counter", vec![(kernel.into(), kernel.into())]);
-    matrix.memory_mb = 1024;
-    let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
-    let quiet = Progress::new(false);
-    let ready = crtest::session::prepare(&project, &matrix, &plan, Some(AccelChoice::Force(Accel::Tcg)), &quiet)
-        .expect("the kernel and its guest image");
-    let images = prepare::boot_images(&project.catalog, &ready.kernels, true, &quiet).unwrap();
-    let cfg = crtest::session::vm_config(&matrix, Accel::Tcg);
+    let parts = GuestParts::new(kernel);
     let store = Store::in_cache(&crtest::util::fsutil::cache_dir());
     let notice = |m: String| eprintln!("note: {m}");
     let shares = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let mut vms = shares.iter().map(|share| {
-        let spec = BootSpec {
-            kernel_id: kernel.into(),
-            kernel_image: images[kernel].clone(),
-            initrd: ready.images[kernel].initrd.clone(),
-            share: share.path().to_path_buf(),
-        };
-        vmstate::start(&spec, &cfg, Some(&store), &notice).unwrap()
-    });
+    let mut vms = shares
+        .iter()
+        .map(|share| vmstate::start(&parts.spec(share.path()), &parts.cfg, Some(&store), &notice).unwrap());
     let (a, b) = (vms.next().unwrap(), vms.next().unwrap());
     (a, b, shares)
 }

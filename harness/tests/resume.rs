@@ -4,12 +4,8 @@
 //! state get randomness and a clock of their own.
 
 mod common;
-use common::{cell, Root, SERIAL};
-use crtest::config::matrix::{AccelChoice, Matrix};
-use crtest::plan::{Filters, Plan};
-use crtest::prepare::{self, Project};
-use crtest::report::progress::Progress;
-use crtest::vm::qemu::{Accel, BootSpec, Start};
+use common::{cell, GuestParts, Root, SERIAL};
+use crtest::vm::qemu::Start;
 use crtest::vm::vmstate::{self, Store};
 use std::path::Path;
 use std::process::Output;
@@ -124,29 +120,14 @@ fn guests_resumed_from_one_state_do_not_share_rng_or_clock() {
 /// PROBE's output in three guests started one after the other with one
 /// store of states, which must start as `starts` says.
 fn probe_three_guests(kernel: &str, starts: [Start; 3]) -> Vec<String> {
-    let project = Project::load().unwrap();
-    let mut matrix =
-        Matrix::for_pairs(&project.library, &project.formats, "counter", vec![(kernel.into(), kernel.into())]);
-    matrix.memory_mb = 1024;
-    let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
-    let quiet = Progress::new(false);
-    let ready = crtest::session::prepare(&project, &matrix, &plan, Some(AccelChoice::Force(Accel::Tcg)), &quiet)
-        .expect("the kernel and its guest image");
-    let images = prepare::boot_images(&project.catalog, &ready.kernels, true, &quiet).unwrap();
-    let cfg = crtest::session::vm_config(&matrix, Accel::Tcg);
+    let parts = GuestParts::new(kernel);
     let states = tempfile::tempdir().unwrap();
     let store = Store { dir: states.path().to_path_buf() };
     let notice = |m: String| eprintln!("note: {m}");
     let mut probes = Vec::new();
     for expected in starts {
         let share = tempfile::tempdir().unwrap();
-        let spec = BootSpec {
-            kernel_id: kernel.into(),
-            kernel_image: images[kernel].clone(),
-            initrd: ready.images[kernel].initrd.clone(),
-            share: share.path().to_path_buf(),
-        };
-        let mut vm = vmstate::start(&spec, &cfg, Some(&store), &notice).unwrap();
+        let mut vm = vmstate::start(&parts.spec(share.path()), &parts.cfg, Some(&store), &notice).unwrap();
         assert_eq!(vm.start, expected);
         let r = vm.run("probe", PROBE, Duration::from_secs(60)).unwrap();
         assert_eq!(r.rc, 0, "{}", r.output);
