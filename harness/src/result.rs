@@ -78,7 +78,10 @@ pub struct VmRecord {
 /// `@ENGINE`), with `status` and nothing else recorded.
 #[cfg(test)]
 pub(crate) fn fixture(workload: &str, src: &str, dst: &str, status: Status) -> CellResult {
-    let kind = |k: &str| k.split_once('@').map_or((k.to_string(), None), |(k, e)| (k.to_string(), Some(e.into())));
+    let kind = |k: &str| {
+        let k = crate::plan::GuestKind::parse(k);
+        (k.kernel, k.engine)
+    };
     let ((src_k, src_engine), (dst_k, dst_engine)) = (kind(src), kind(dst));
     let cell = Cell {
         id: crate::plan::cell_id(workload, src, dst),

@@ -49,6 +49,11 @@ pub fn kernel_of(kind: &str) -> &str {
     kind.split_once('@').map_or(kind, |(k, _)| k)
 }
 
+/// The engine a kind's name carries, when it names one.
+pub fn engine_in(kind: &str) -> Option<&str> {
+    kind.split_once('@').map(|(_, e)| e)
+}
+
 /// A workload in a mode, as cell ids, grids and dumps name it: the workload
 /// alone in `dump` mode (ids of plain dumps never change), else
 /// `WORKLOAD+MODE` (`counter+predump`).

@@ -30,8 +30,8 @@ pub struct Route {
 
 /// The engine a guest kind runs: its own, else the kernel's in the matrix.
 pub fn engine_of<'m>(matrix: &'m Matrix, kind: &'m str) -> &'m str {
-    match kind.split_once('@') {
-        Some((_, e)) => e,
+    match super::kind::engine_in(kind) {
+        Some(e) => e,
         None => matrix.engines.get(kind).map(String::as_str).unwrap_or(crate::config::engines::HOST),
     }
 }

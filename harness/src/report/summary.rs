@@ -3,7 +3,6 @@
 //! SKIPs did not run and are left out; CONTROL-FAIL and ERROR cells ran and
 //! count against the square. Pure: cells in, numbers and text out.
 
-use crate::plan::kernel_of;
 use crate::result::CellResult;
 use crate::verdict::Status;
 use serde::Serialize;
@@ -127,10 +126,9 @@ pub fn sorted_kinds(kinds: impl Iterator<Item = String>, order: &[String]) -> Ve
 /// Sort key of a kind: place of its kernel in `order` (unlisted last), the
 /// kernel's version ("6.12" after "6.2"), its name, then the engine (none first).
 fn kind_key(kind: &str, order: &[String]) -> (usize, Option<crate::kernel::Version>, String, Option<String>) {
-    let kernel = kernel_of(kind);
-    let place = order.iter().position(|k| k == kernel).unwrap_or(usize::MAX);
-    let engine = kind.split_once('@').map(|(_, e)| e.to_string());
-    (place, crate::kernel::Version::parse(kernel), kernel.to_string(), engine)
+    let kind = crate::plan::GuestKind::parse(kind);
+    let place = order.iter().position(|k| *k == kind.kernel).unwrap_or(usize::MAX);
+    (place, crate::kernel::Version::parse(&kind.kernel), kind.kernel, kind.engine)
 }
 
 #[cfg(test)]

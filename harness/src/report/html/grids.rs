@@ -110,8 +110,9 @@ fn mark(c: &CellResult) -> (&'static str, String) {
 
 /// A guest kind as a header: `KERNEL@ENGINE` may break before the `@`.
 fn kind_label(kind: &str) -> String {
-    match kind.split_once('@') {
-        Some((k, e)) => format!("{}<wbr>@{}", esc(k), esc(e)),
-        None => esc(kind),
+    let kind = crate::plan::GuestKind::parse(kind);
+    match &kind.engine {
+        Some(e) => format!("{}<wbr>@{}", esc(&kind.kernel), esc(e)),
+        None => esc(&kind.kernel),
     }
 }
