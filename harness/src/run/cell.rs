@@ -264,18 +264,20 @@ impl<'c> CellRun<'c> {
     }
 
     /// The dump's op and the dumped tree's root PID, which restores need.
-    fn dumped_tree(&self) -> Option<(&OpPaths, u32)> {
-        Some((self.dump().op.as_ref()?, self.dump().pid?))
-    }
-
-    /// Runs `op` on the target and maps its exit to the op's outcome.
-    fn exec(&self, ctx: &Ctx, op: &GuestOp) -> Outcome {
-        ctx.run_op(&self.vm, op)
+    /// With the stage it is asked for recorded as broken when the dump left
+    /// none.
+    fn dumped_tree(&mut self, stage: Stage) -> Result<(&'c OpPaths, u32), Outcome> {
+        let src: &'c Dumped = self.src;
+        match (src.dump.op.as_ref(), src.dump.pid) {
+            (Some(op), Some(pid)) => Ok((op, pid)),
+            _ => Err(self.push(stage, Outcome::Broken("dump left no pid".into()), 0.0)),
+        }
     }
 
     fn restore(&mut self, ctx: &Ctx) -> Outcome {
-        let Some((dump_op, pid)) = self.dumped_tree() else {
-            return self.push(Stage::Restore, Outcome::Broken("dump left no pid".into()), 0.0);
+        let (dump_op, pid) = match self.dumped_tree(Stage::Restore) {
+            Ok(tree) => tree,
+            Err(broken) => return broken,
         };
         let t = Instant::now();
         let w = ctx.workload(&self.cell.workload);
@@ -285,7 +287,7 @@ impl<'c> CellRun<'c> {
             }
             _ => GuestOp::restore(&self.op, dump_op, w, pid, &self.cell.id),
         };
-        let outcome = self.exec(ctx, &op);
+        let outcome = ctx.run_op(&self.vm, &op);
         self.restored_at = Some(Instant::now());
         self.push(Stage::Restore, outcome, t.elapsed().as_secs_f64())
     }
@@ -293,8 +295,9 @@ impl<'c> CellRun<'c> {
     /// Rounds 2..=iters: dump and restore again in place, a few steps apart,
     /// each required to keep every fd and mapping.
     fn iterate(&mut self, ctx: &Ctx) -> Outcome {
-        let Some((dump_op, pid)) = self.dumped_tree() else {
-            return self.push(Stage::Iterate, Outcome::Broken("dump left no pid".into()), 0.0);
+        let (dump_op, pid) = match self.dumped_tree(Stage::Iterate) {
+            Ok(tree) => tree,
+            Err(broken) => return broken,
         };
         let t = Instant::now();
         let wl = ctx.workload(&self.cell.workload);
@@ -320,8 +323,9 @@ impl<'c> CellRun<'c> {
     }
 
     fn finish(&mut self, ctx: &Ctx) -> Outcome {
-        let Some((dump_op, pid)) = self.dumped_tree() else {
-            return self.push(Stage::Finish, Outcome::Broken("dump left no pid".into()), 0.0);
+        let (dump_op, pid) = match self.dumped_tree(Stage::Finish) {
+            Ok(tree) => tree,
+            Err(broken) => return broken,
         };
         // The restored programs all run at once: the deadline counts from each
         // restore, so several hung programs cost one timeout, not one each.
@@ -329,7 +333,7 @@ impl<'c> CellRun<'c> {
         let left = ctx.op_timeout().saturating_sub(since).max(5);
         let t = Instant::now();
         let op = GuestOp::finish(&self.op, dump_op, ctx.workload(&self.cell.workload), pid, &self.cell.id, left);
-        let outcome = match (self.exec(ctx, &op), &self.net) {
+        let outcome = match (ctx.run_op(&self.vm, &op), &self.net) {
             // What went wrong fetching the pages is the cause to read first.
             (Outcome::Failed(m), Net::Lazy { .. }) => {
                 let log = ctx.pool.outbox(&self.vm, &self.op).join("lazy-pages.log");

@@ -9,7 +9,7 @@
 
 use super::cell::{CellRun, Net};
 use super::source::{start_for_dump, Dumped, Dumps};
-use super::{read_pid, Ctx, OpRecord};
+use super::{Ctx, OpRecord};
 use crate::config::mode::Mode;
 use crate::engine::GuestOp;
 use crate::plan::{Cell, Plan};
@@ -61,7 +61,6 @@ fn dump(ctx: &Ctx, cell: &Cell, src: &str, target: &str) -> (OpRecord, Net) {
     let after = route.dump_after.expect("the run's plan is seeded");
     let wl = ctx.workload(&cell.workload);
     let op = ctx.op_id('d');
-    let out = ctx.pool.outbox(src, &op);
     let port = NEXT_PORT.fetch_add(1, Ordering::SeqCst);
     let (a, b) = (ADDRS[0].to_string(), ADDRS[1].to_string());
     let t = Instant::now();
@@ -91,13 +90,5 @@ fn dump(ctx: &Ctx, cell: &Cell, src: &str, target: &str) -> (OpRecord, Net) {
         }
         (other, _) => (other, Net::None),
     };
-    let record = OpRecord {
-        outcome,
-        secs: t.elapsed().as_secs_f64(),
-        pid: read_pid(&out),
-        out: Some(out),
-        op: Some(op),
-        step: Some(after),
-    };
-    (record, net)
+    (OpRecord::dumped(ctx, src, op, outcome, t, after), net)
 }

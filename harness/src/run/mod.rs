@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How much longer than a script's own timeout the host waits for it, so a
 /// script's own report wins over a VM-level timeout.
@@ -90,6 +90,19 @@ pub struct OpRecord {
 impl OpRecord {
     fn broken(msg: String) -> Self {
         OpRecord { outcome: Outcome::Broken(msg), secs: 0.0, out: None, op: None, pid: None, step: None }
+    }
+    /// A dump's record: the op and where it left its results, the dumped
+    /// tree's root PID and the step it was dumped after.
+    fn dumped(ctx: &Ctx, vm: &str, op: OpPaths, outcome: Outcome, started: Instant, after: u32) -> Self {
+        let out = ctx.pool.outbox(vm, &op);
+        OpRecord {
+            outcome,
+            secs: started.elapsed().as_secs_f64(),
+            pid: read_pid(&out),
+            out: Some(out),
+            op: Some(op),
+            step: Some(after),
+        }
     }
     fn record(&self, stage: Stage) -> StageRecord {
         StageRecord { stage, outcome: self.outcome.clone(), secs: self.secs }

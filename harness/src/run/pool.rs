@@ -19,12 +19,6 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct GuestError(pub String);
 
-impl From<String> for GuestError {
-    fn from(s: String) -> Self {
-        GuestError(s)
-    }
-}
-
 impl From<&str> for GuestError {
     fn from(s: &str) -> Self {
         GuestError(s.to_string())

@@ -40,7 +40,7 @@ pub fn start_for_dump(ctx: &Ctx, vm: &str, op: &OpPaths, w: &str, pid_slot: usiz
 }
 
 /// First PID of the range given to PID slot `i` (see init.sh `tune`).
-pub fn pid_base(i: usize) -> u32 {
+fn pid_base(i: usize) -> u32 {
     200_000 + 10_000 * i as u32
 }
 
@@ -142,23 +142,14 @@ fn finish_reference(ctx: &Ctx, vm: &str, w: &str, op: OpPaths) -> OpRecord {
 fn dump(ctx: &Ctx, vm: &str, job: &Job) -> OpRecord {
     let wl = ctx.workload(job.workload);
     let op = ctx.op_id('d');
-    let out = ctx.pool.outbox(vm, &op);
     let started = Instant::now();
-    let start = GuestOp::start_dump(&op, wl, ctx.setup.step_ms, pid_base(job.pid_slot));
     let dump = match job.mode {
         Mode::Predump => GuestOp::predump(&op, wl, job.after, PREDUMP_ROUNDS, ctx.op_timeout()),
         _ => GuestOp::dump(&op, wl, job.after, ctx.op_timeout()),
     };
-    let outcome = match ctx.run_op(vm, &start) {
+    let outcome = match start_for_dump(ctx, vm, &op, job.workload, job.pid_slot) {
         Outcome::Ok => ctx.run_op(vm, &dump),
         other => other,
     };
-    OpRecord {
-        outcome,
-        secs: started.elapsed().as_secs_f64(),
-        pid: read_pid(&out),
-        out: Some(out),
-        op: Some(op),
-        step: Some(job.after),
-    }
+    OpRecord::dumped(ctx, vm, op, outcome, started, job.after)
 }
