@@ -365,7 +365,7 @@ impl<'c> CellRun<'c> {
         let finished = self.stages.last().is_some_and(|s| s.stage == Stage::Finish && s.outcome == Outcome::Ok);
         let (status, reason) = match finished {
             true => self.compare(&restored),
-            false => verdict::judge(&self.stages, None, None),
+            false => verdict::judge_unfinished(&self.stages, &Digests::load(self.dump().out.as_deref(), &restored)),
         };
         let dir = artifacts::save(ctx, self.cell, status, &self.src.reference, self.dump(), &restored);
         if let (Net::PageServer { pages }, Some(rel)) = (&self.net, &dir) {

@@ -178,6 +178,18 @@ pub fn judge_memory(memory: &Digests) -> Option<(Status, Option<String>)> {
     }
 }
 
+/// The verdict of a cell whose program did not finish: the stages decide,
+/// and when a stage FAILed after a restore whose memory was damaged (a
+/// restored program that died, say), the first damaged page is named after
+/// the stage's reason as the likely cause.
+pub fn judge_unfinished(stages: &[StageRecord], memory: &Digests) -> (Status, Option<String>) {
+    let verdict = judge(stages, None, None);
+    match verdict.0 {
+        Status::Fail => with_memory_cause(verdict, memory),
+        _ => verdict,
+    }
+}
+
 /// A transcript that departs from the reference is reported first; when the
 /// restored memory was damaged too, the first damaged page is named after
 /// it, as the likely cause.
@@ -328,6 +340,27 @@ mod tests {
         assert!(
             matches!(round_memory(&mem(Err("x")), 2), Outcome::Broken(m) if m.starts_with("round 2: compare: the page digests"))
         );
+        // A restored program that died is named first, the damaged page after it;
+        // a stage that FAILed before any restore has no restore digests to add.
+        let died = [rec(Stage::Finish, Outcome::Failed("restored program exited before `done`".into()))];
+        let damaged = mem(Ok("1 00001000-00003000 rw-p 00000000 [heap]\t0a 0c\n"));
+        assert_eq!(
+            judge_unfinished(&died, &damaged),
+            (
+                Status::Fail,
+                Some(
+                    "finish: restored program exited before `done`; memory: pid 1 map 00001000-00003000 rw-p \
+                     [heap]: page 1 of 2 differs"
+                        .into()
+                )
+            )
+        );
+        assert_eq!(
+            judge_unfinished(&died, &mem(Err("no restore"))).1.unwrap(),
+            "finish: restored program exited before `done`"
+        );
+        let broken = [rec(Stage::Restore, Outcome::Broken("vm gone".into()))];
+        assert_eq!(judge_unfinished(&broken, &damaged), (Status::Error, Some("restore: vm gone".into())));
         // A differing transcript speaks first, the damaged page after it.
         let (st, why) = judge_with_state(
             &[],
