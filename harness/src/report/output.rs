@@ -81,7 +81,7 @@ impl Staging {
 
     pub fn write(&self, name: &str, data: &[u8]) -> Result<()> {
         anyhow::ensure!(crate::vm::reaper::may_write(), "interrupted: results not written");
-        fsutil::write_atomic(&self.dir.join(name), data)
+        Ok(fsutil::write_atomic(&self.dir.join(name), data)?)
     }
 
     /// Moves staged entries into the output dir; `last` go last, in order.

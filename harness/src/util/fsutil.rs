@@ -1,20 +1,18 @@
 //! Small filesystem helpers: atomic writes, directory copies, cache location.
 
-use anyhow::{Context, Result};
+use crate::util::error::{io_at, IoAt};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Writes `data` to `path` through a temporary file in the same directory and
 /// a rename, so readers never see a half-written file.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), IoAt> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    std::fs::create_dir_all(dir).map_err(io_at("creating", dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_at("creating a temp file in", dir))?;
+    tmp.write_all(data).and_then(|_| tmp.as_file().sync_all()).map_err(io_at("writing a temp file in", dir))?;
+    tmp.persist(path).map_err(|e| io_at("renaming into", path)(e.error))?;
     Ok(())
 }
 
@@ -56,18 +54,19 @@ pub fn read_bounded(path: &Path, max: u64) -> std::result::Result<Vec<u8>, ReadE
 }
 
 /// Recursively copies `from` into `to` (created), keeping symlinks as links.
-pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
+pub fn copy_dir(from: &Path, to: &Path) -> Result<(), IoAt> {
+    std::fs::create_dir_all(to).map_err(io_at("creating", to))?;
+    for entry in std::fs::read_dir(from).map_err(io_at("reading", from))? {
+        let entry = entry.map_err(io_at("reading", from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
+        let kind = entry.file_type().map_err(io_at("reading", &src))?;
         if kind.is_dir() {
             copy_dir(&src, &dst)?;
         } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+            let target = std::fs::read_link(&src).map_err(io_at("reading the link", &src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(io_at("linking", &dst))?;
         } else {
-            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+            std::fs::copy(&src, &dst).map_err(io_at("copying into", &dst))?;
         }
     }
     Ok(())
