@@ -1,6 +1,7 @@
 //! Guest operations as types: each has its label, its script and the
 //! mapping of its script's exit to a stage outcome. The run drives guests
-//! with these; a new operation is added here.
+//! with these; a new kind of operation is added here (the C/R modes' own
+//! operations are built beside their scripts, in `scripts/modes.rs`).
 
 use super::exit::ScriptExit;
 use super::log::error_line;
@@ -64,55 +65,6 @@ impl GuestOp {
         GuestOp::new(OpKind::Dump, format!("dump {} after step {after}", w.name), script, op, op, timeout)
     }
 
-    /// A dump after `rounds` pre-dump rounds (mode `predump`).
-    pub fn predump(op: &OpPaths, w: &Workload, after: u32, rounds: u32, timeout: u32) -> Self {
-        let script = scripts::predump_script(op, w, after, rounds, timeout);
-        let label = format!("dump {} after step {after}, {rounds} pre-dumps before", w.name);
-        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
-    }
-
-    /// A dump whose pages go to the page server at `addr:port`.
-    pub fn dump_to_page_server(op: &OpPaths, w: &Workload, after: u32, timeout: u32, addr: &str, port: u16) -> Self {
-        let script = scripts::dump_to_page_server_script(op, w, after, timeout, addr, port);
-        let label = format!("dump {} after step {after} to the page server at {addr}:{port}", w.name);
-        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
-    }
-
-    /// A `--lazy-pages` dump that then serves its pages on `addr:port`.
-    pub fn lazy_dump(op: &OpPaths, w: &Workload, after: u32, timeout: u32, addr: &str, port: u16) -> Self {
-        let script = scripts::lazy_dump_script(op, w, after, timeout, addr, port);
-        let label = format!("lazy dump {} after step {after}, serving pages at {addr}:{port}", w.name);
-        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
-    }
-
-    pub fn page_server(op: &OpPaths, addr: &str, port: u16) -> Self {
-        let script = scripts::page_server_script(op, addr, port);
-        GuestOp::new(OpKind::PageServer, format!("page server at {addr}:{port}"), script, op, op, 0)
-    }
-
-    pub fn collect_pages(op: &OpPaths, timeout: u32) -> Self {
-        let script = scripts::page_server_collect_script(op, timeout);
-        GuestOp::new(OpKind::CollectPages, "collect the page server's pages".into(), script, op, op, timeout)
-    }
-
-    pub fn lazy_done(op: &OpPaths, timeout: u32) -> Self {
-        let script = scripts::lazy_dump_wait_script(op, timeout);
-        GuestOp::new(OpKind::LazyDone, "wait for the lazy dump to serve every page".into(), script, op, op, timeout)
-    }
-
-    pub fn restore_lazy(
-        op: &OpPaths,
-        dump: &OpPaths,
-        w: &Workload,
-        pid: u32,
-        cell: &str,
-        addr: &str,
-        port: u16,
-    ) -> Self {
-        let script = scripts::restore_lazy_script(op, dump, w, pid, addr, port);
-        GuestOp::new(OpKind::Restore, format!("restore {cell} with lazy pages from {addr}:{port}"), script, op, dump, 0)
-    }
-
     pub fn wait_reference(op: &OpPaths, w: &Workload, pid: u32, timeout: u32) -> Self {
         let script = scripts::wait_script(op, op, w, pid, timeout);
         GuestOp::new(OpKind::WaitReference, format!("finish reference {}", w.name), script, op, op, timeout)
@@ -146,7 +98,15 @@ impl GuestOp {
         }
     }
 
-    fn new(kind: OpKind, label: String, script: String, out: &OpPaths, dir: &OpPaths, timeout: u32) -> Self {
+    /// An op of `kind` writing to `out`'s share dir and working in `dir`'s.
+    pub(in crate::engine) fn new(
+        kind: OpKind,
+        label: String,
+        script: String,
+        out: &OpPaths,
+        dir: &OpPaths,
+        timeout: u32,
+    ) -> Self {
         GuestOp { kind, label, script, out: Some(out.clone()), dir: Some(dir.clone()), timeout }
     }
 

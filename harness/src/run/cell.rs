@@ -4,6 +4,7 @@
 //! stage that does not end Ok sends the cell to judge.
 
 use super::artifacts;
+use super::modes::{self, Pages};
 use super::pool::GuestError;
 use super::source::{Dumped, Dumps};
 use super::{first_line, Ctx, OpRecord};
@@ -11,6 +12,7 @@ use crate::convert::{self, Converter, StepRecord};
 use crate::engine::{GuestOp, OpPaths, ScriptExit};
 use crate::plan::Cell;
 use crate::result::CellResult;
+use crate::util::error;
 use crate::verdict::{self, Outcome, Stage, StageRecord, Status};
 use crate::verdict::{memcheck::Digests, snapshot};
 use std::path::Path;
@@ -45,21 +47,8 @@ pub struct CellRun<'c> {
     restored_at: Option<Instant>,
     boot: Result<f64, GuestError>,
     result: Option<CellResult>,
-    /// How pages reach the target when they do not travel with the images.
-    net: Net,
-}
-
-/// Where a linked cell's pages are (see `linked.rs`).
-#[derive(Debug, Clone, Default)]
-pub enum Net {
-    /// With the images.
-    #[default]
-    None,
-    /// Received by the target's page server: its pagemap and pages, here on
-    /// the host, join the dump's other images before the conversion.
-    PageServer { pages: std::path::PathBuf },
-    /// Served by the source's lazy dump (`op` on VM `vm`) at `addr:port`.
-    Lazy { vm: String, op: OpPaths, addr: String, port: u16 },
+    /// Where the cell's pages are, as its mode left them (`modes`).
+    pages: Box<dyn Pages>,
 }
 
 impl<'c> CellRun<'c> {
@@ -83,13 +72,13 @@ impl<'c> CellRun<'c> {
             restored_at: None,
             boot,
             result: None,
-            net: Net::None,
+            pages: modes::of_source_phase(cell.mode),
         }
     }
 
-    /// The cell's pages travel as `net` says.
-    pub fn with_net(mut self, net: Net) -> Self {
-        self.net = net;
+    /// The cell's pages are where its linked dump left them.
+    pub fn with_pages(mut self, pages: Box<dyn Pages>) -> Self {
+        self.pages = pages;
         self
     }
 
@@ -199,14 +188,12 @@ impl<'c> CellRun<'c> {
             Err(e) => return self.push(Stage::Convert, Outcome::Broken(format!("{e:#}")), 0.0),
         };
         let under_test = chain.iter().any(|s| s.converter.under_test());
-        let src = match self.with_pages(&src, &dst) {
+        let src = match self.pages.images(&src, &dst) {
             Ok(src) => src,
-            Err(e) => {
-                return self.push(Stage::Convert, Outcome::Broken(format!("joining the page server's pages: {e}")), 0.0)
-            }
+            Err(e) => return self.push(Stage::Convert, Outcome::Broken(error::chain(&e)), 0.0),
         };
         // Each image dir (pre-dumps first, the final dump last) goes through the chain on its own.
-        let dirs = image_dirs(&src);
+        let dirs = self.pages.image_dirs(&src);
         for dir in &dirs {
             let records = convert::run_chain(&chain, &src.join(dir), &dst.join("steps").join(dir), &dst.join(dir));
             let ok = records.iter().all(|s| s.ok);
@@ -217,8 +204,8 @@ impl<'c> CellRun<'c> {
         }
         let _ = std::fs::remove_dir_all(dst.join("steps"));
         let _ = std::fs::remove_dir_all(dst.join("joined"));
-        if let Err(e) = link_parents(&dst, &dirs) {
-            return self.push(Stage::Convert, Outcome::Broken(format!("linking pre-dump dirs: {e}")), 0.0);
+        if let Err(e) = self.pages.relink(&dst, &dirs) {
+            return self.push(Stage::Convert, Outcome::Broken(error::chain(&e)), 0.0);
         }
         let n = self.conversion.len();
         let outcome = match self.conversion.iter().enumerate().find(|(_, s)| !s.ok) {
@@ -234,23 +221,6 @@ impl<'c> CellRun<'c> {
             }
         };
         self.push(Stage::Convert, outcome, t.elapsed().as_secs_f64())
-    }
-
-    /// The dump's dir, or for a page-server cell a dir joining the dump's
-    /// images with the pagemap and pages its page server received.
-    fn with_pages(&self, src: &Path, dst: &Path) -> std::io::Result<std::path::PathBuf> {
-        let Net::PageServer { pages } = &self.net else { return Ok(src.to_path_buf()) };
-        let joined = dst.join("joined");
-        std::fs::create_dir_all(joined.join("img"))?;
-        for dir in [src.join("img"), pages.clone()] {
-            for e in std::fs::read_dir(&dir)? {
-                let e = e?;
-                if e.file_type()?.is_file() && e.file_name() != "page-server.log" {
-                    std::fs::copy(e.path(), joined.join("img").join(e.file_name()))?;
-                }
-            }
-        }
-        Ok(joined)
     }
 
     /// Whether the target guest is up and its engine supports the workload.
@@ -281,12 +251,7 @@ impl<'c> CellRun<'c> {
         };
         let t = Instant::now();
         let w = ctx.workload(&self.cell.workload);
-        let op = match &self.net {
-            Net::Lazy { addr, port, .. } => {
-                GuestOp::restore_lazy(&self.op, dump_op, w, pid, &self.cell.id, addr, *port)
-            }
-            _ => GuestOp::restore(&self.op, dump_op, w, pid, &self.cell.id),
-        };
+        let op = self.pages.restore(&self.op, dump_op, w, pid, &self.cell.id);
         let outcome = ctx.run_op(&self.vm, &op);
         self.restored_at = Some(Instant::now());
         self.push(Stage::Restore, outcome, t.elapsed().as_secs_f64())
@@ -333,28 +298,24 @@ impl<'c> CellRun<'c> {
         let left = ctx.op_timeout().saturating_sub(since).max(5);
         let t = Instant::now();
         let op = GuestOp::finish(&self.op, dump_op, ctx.workload(&self.cell.workload), pid, &self.cell.id, left);
-        let outcome = match (ctx.run_op(&self.vm, &op), &self.net) {
-            // What went wrong fetching the pages is the cause to read first.
-            (Outcome::Failed(m), Net::Lazy { .. }) => {
-                let log = ctx.pool.outbox(&self.vm, &self.op).join("lazy-pages.log");
-                let line = std::fs::read_to_string(log).ok().and_then(|l| crate::engine::error_line(&l));
-                Outcome::Failed(line.map_or(m.clone(), |l| format!("{m}; criu lazy-pages: {l}")))
-            }
-            (outcome, _) => outcome,
+        let outcome = match ctx.run_op(&self.vm, &op) {
+            Outcome::Failed(m) => Outcome::Failed(self.pages.explain_failure(&ctx.pool.outbox(&self.vm, &self.op), &m)),
+            outcome => outcome,
         };
         let outcome = self.push(Stage::Finish, outcome, t.elapsed().as_secs_f64());
-        self.lazy_done(ctx);
+        self.source_end(ctx);
         outcome
     }
 
-    /// A lazy cell's source dump must end well too, once the restored tree
-    /// has every page: its end is recorded as a second dump stage.
-    fn lazy_done(&mut self, ctx: &Ctx) {
-        let Net::Lazy { vm, op, .. } = self.net.clone() else { return };
+    /// Where the source side ends only after the restored program (a lazy
+    /// dump serving pages), a bad end is recorded as a second dump stage.
+    fn source_end(&mut self, ctx: &Ctx) {
         let t = Instant::now();
-        let outcome = ctx.run_op(&vm, &GuestOp::lazy_done(&op, ctx.op_timeout()));
-        if outcome != Outcome::Ok {
-            self.push(Stage::Dump, outcome, t.elapsed().as_secs_f64());
+        match self.pages.after_finish(ctx) {
+            None | Some(Outcome::Ok) => {}
+            Some(outcome) => {
+                self.push(Stage::Dump, outcome, t.elapsed().as_secs_f64());
+            }
         }
     }
 
@@ -368,11 +329,8 @@ impl<'c> CellRun<'c> {
             false => verdict::judge_unfinished(&self.stages, &Digests::load(self.dump().out.as_deref(), &restored)),
         };
         let dir = artifacts::save(ctx, self.cell, status, &self.src.reference, self.dump(), &restored);
-        if let (Net::PageServer { pages }, Some(rel)) = (&self.net, &dir) {
-            let log = pages.parent().map(|d| d.join("page-server.log")).filter(|l| l.is_file());
-            if let Some(log) = log {
-                let _ = std::fs::copy(log, ctx.artifacts.join(rel).join("page-server.log"));
-            }
+        if let Some(rel) = &dir {
+            self.pages.keep(&ctx.artifacts.join(rel));
         }
         let mut r = CellResult::unrun(self.cell.clone(), status, reason);
         r.stages = std::mem::take(&mut self.stages);
@@ -409,27 +367,6 @@ impl<'c> CellRun<'c> {
         self.push(Stage::Compare, Outcome::Ok, t.elapsed().as_secs_f64());
         v
     }
-}
-
-/// The image dirs of a dump under its share dir, parents first: the
-/// pre-dump rounds (`pre/1`, `pre/2`...) of a `predump` cell, then `img`.
-fn image_dirs(out: &Path) -> Vec<String> {
-    let mut rounds: Vec<u32> = std::fs::read_dir(out.join("pre"))
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    rounds.sort();
-    rounds.into_iter().map(|r| format!("pre/{r}")).chain(["img".to_string()]).collect()
-}
-
-/// Gives each converted image dir its `parent` link to the one before it,
-/// as CRIU's `--prev-images-dir` left them before the move.
-fn link_parents(root: &Path, dirs: &[String]) -> std::io::Result<()> {
-    for pair in dirs.windows(2) {
-        let (parent, child) = (&pair[0], &pair[1]);
-        let up = "../".repeat(child.matches('/').count() + 1);
-        std::os::unix::fs::symlink(format!("{up}{parent}"), root.join(child).join("parent"))?;
-    }
-    Ok(())
 }
 
 /// An iteration round that ran: its process state and memory, before the

@@ -18,6 +18,7 @@ mod flow_tests;
 pub mod gate;
 pub mod guest;
 pub mod linked;
+pub mod modes;
 pub mod pool;
 pub mod source;
 

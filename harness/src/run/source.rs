@@ -21,9 +21,6 @@ pub struct Dumped {
 /// Every dump, by (workload in its mode, source kind): see `Cell::label`.
 pub type Dumps = BTreeMap<(String, String), Dumped>;
 
-/// How many pre-dump rounds a `predump` cell's dump has.
-const PREDUMP_ROUNDS: u32 = 2;
-
 /// One dump to do on a source guest.
 struct Job<'p> {
     /// The workload in its mode (`Cell::label`).
@@ -143,10 +140,7 @@ fn dump(ctx: &Ctx, vm: &str, job: &Job) -> OpRecord {
     let wl = ctx.workload(job.workload);
     let op = ctx.op_id('d');
     let started = Instant::now();
-    let dump = match job.mode {
-        Mode::Predump => GuestOp::predump(&op, wl, job.after, PREDUMP_ROUNDS, ctx.op_timeout()),
-        _ => GuestOp::dump(&op, wl, job.after, ctx.op_timeout()),
-    };
+    let dump = super::modes::source_dump(job.mode, &op, wl, job.after, ctx.op_timeout());
     let outcome = match start_for_dump(ctx, vm, &op, job.workload, job.pid_slot) {
         Outcome::Ok => ctx.run_op(vm, &dump),
         other => other,

@@ -1,7 +1,9 @@
-//! The scripts of the C/R modes beyond a plain dump: pre-dump rounds, a
-//! page server on the target, a lazy dump and a lazy restore.
+//! The guest operations of the C/R modes beyond a plain dump, with their
+//! scripts: pre-dump rounds, a page server on the target, a lazy dump and a
+//! lazy restore. A new mode's operations go here.
 
 use super::*;
+use crate::engine::ops::{GuestOp, OpKind};
 
 const PREDUMP: &str = include_str!("../../../assets/scripts/predump.sh");
 const DUMP_TO_PAGE_SERVER: &str = include_str!("../../../assets/scripts/dump_to_page_server.sh");
@@ -76,6 +78,57 @@ pub fn lazy_dump_wait_script(op: &OpPaths, timeout_s: u32) -> String {
 /// `addr:port` as the restored tree touches it (mode `lazy`).
 pub fn restore_lazy_script(op: &OpPaths, dir_op: &OpPaths, w: &Workload, pid: u32, addr: &str, port: u16) -> String {
     compose(&restore_header(op, dir_op, w, pid).var("ADDR", addr).var("PORT", port), RESTORE_LAZY)
+}
+
+impl GuestOp {
+    /// A dump after `rounds` pre-dump rounds (mode `predump`).
+    pub fn predump(op: &OpPaths, w: &Workload, after: u32, rounds: u32, timeout: u32) -> Self {
+        let script = predump_script(op, w, after, rounds, timeout);
+        let label = format!("dump {} after step {after}, {rounds} pre-dumps before", w.name);
+        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
+    /// A dump whose pages go to the page server at `addr:port`.
+    pub fn dump_to_page_server(op: &OpPaths, w: &Workload, after: u32, timeout: u32, addr: &str, port: u16) -> Self {
+        let script = dump_to_page_server_script(op, w, after, timeout, addr, port);
+        let label = format!("dump {} after step {after} to the page server at {addr}:{port}", w.name);
+        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
+    /// A `--lazy-pages` dump that then serves its pages on `addr:port`.
+    pub fn lazy_dump(op: &OpPaths, w: &Workload, after: u32, timeout: u32, addr: &str, port: u16) -> Self {
+        let script = lazy_dump_script(op, w, after, timeout, addr, port);
+        let label = format!("lazy dump {} after step {after}, serving pages at {addr}:{port}", w.name);
+        GuestOp::new(OpKind::Dump, label, script, op, op, timeout)
+    }
+
+    pub fn page_server(op: &OpPaths, addr: &str, port: u16) -> Self {
+        let script = page_server_script(op, addr, port);
+        GuestOp::new(OpKind::PageServer, format!("page server at {addr}:{port}"), script, op, op, 0)
+    }
+
+    pub fn collect_pages(op: &OpPaths, timeout: u32) -> Self {
+        let script = page_server_collect_script(op, timeout);
+        GuestOp::new(OpKind::CollectPages, "collect the page server's pages".into(), script, op, op, timeout)
+    }
+
+    pub fn lazy_done(op: &OpPaths, timeout: u32) -> Self {
+        let script = lazy_dump_wait_script(op, timeout);
+        GuestOp::new(OpKind::LazyDone, "wait for the lazy dump to serve every page".into(), script, op, op, timeout)
+    }
+
+    pub fn restore_lazy(
+        op: &OpPaths,
+        dump: &OpPaths,
+        w: &Workload,
+        pid: u32,
+        cell: &str,
+        addr: &str,
+        port: u16,
+    ) -> Self {
+        let script = restore_lazy_script(op, dump, w, pid, addr, port);
+        GuestOp::new(OpKind::Restore, format!("restore {cell} with lazy pages from {addr}:{port}"), script, op, dump, 0)
+    }
 }
 
 #[cfg(test)]
