@@ -139,7 +139,7 @@ pub fn crits(
 ) -> Result<BTreeMap<String, crate::convert::crit::Crit>> {
     let log = |m: &str| reporter.event(&Event::Notice(m.to_string()));
     let needed = plan.runnable().flat_map(|c| c.chain().to_vec()).flat_map(|s| [s.from, s.to]);
-    crate::convert::crit::for_formats(needed, &project.engines, cache, &log)
+    Ok(crate::convert::crit::for_formats(needed, &project.engines, cache, &log)?)
 }
 
 /// The image QEMU boots per kernel: the PVH-bootable vmlinux cut out of a

@@ -54,7 +54,7 @@ pub fn load_catalog(path: &Path) -> Result<Vec<EngineSpec>, ConfigError> {
         let bad = crate::util::shell::check_name(&e.id)
             .err()
             .map(|e| e.to_string())
-            .or_else(|| env_file(&e.env).err().map(|e| format!("{e:#}")))
+            .or_else(|| env_file(&e.env).err().map(|e| crate::util::error::chain(&e)))
             .or_else(|| check_source(e).err().map(|e| e.to_string()));
         if let Some(why) = bad {
             let line = yaml::line_of(&text, "engines", &e.id);
@@ -92,15 +92,22 @@ fn check_source(e: &EngineSpec) -> Result<(), SourceError> {
     }
 }
 
+/// An engine env entry the guest's env file cannot carry safely.
+#[derive(Debug, thiserror::Error)]
+#[error("engine env `{key}={value}`: keys and values may hold only letters, digits and _.,:=/-")]
+pub struct EnvFileError {
+    pub key: String,
+    pub value: String,
+}
+
 /// The engine environment file of a guest image, one `KEY=VALUE` a line.
-pub fn env_file(env: &BTreeMap<String, String>) -> anyhow::Result<Vec<u8>> {
+pub fn env_file(env: &BTreeMap<String, String>) -> Result<Vec<u8>, EnvFileError> {
     let safe = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.,:=/-".contains(&b));
     let mut out = String::new();
     for (k, v) in env {
-        anyhow::ensure!(
-            safe(k) && !k.contains('=') && safe(v),
-            "engine env `{k}={v}`: keys and values may hold only letters, digits and _.,:=/-"
-        );
+        if !(safe(k) && !k.contains('=') && safe(v)) {
+            return Err(EnvFileError { key: k.clone(), value: v.clone() });
+        }
         out.push_str(&format!("{k}={v}\n"));
     }
     Ok(out.into_bytes())

@@ -3,9 +3,9 @@
 
 use crate::config::yaml::{self, ConfigError};
 use crate::kernel::Version;
-use crate::util::fsutil;
+use crate::util::error::{io_at, IoAt};
+use crate::util::fsutil::{self, ReadError};
 use crate::util::shell::EnvKeyError;
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,6 +147,22 @@ pub enum WorkloadError {
     EngineOption { name: String, option: String },
 }
 
+/// Why the binaries of workloads could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A user program; `ReadError` says its own cause, so it is shown, not chained.
+    #[error("program {} of workload {workload}: {error}", path.display())]
+    Program { path: PathBuf, workload: String, error: ReadError },
+    #[error("running cc (install gcc and libc6-dev)")]
+    Cc(#[source] std::io::Error),
+    #[error("compiling {} failed:\n{stderr}", src.display())]
+    Compile { src: PathBuf, stderr: String },
+    #[error(transparent)]
+    IoAt(#[from] IoAt),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 impl Workload {
     /// Checks what the scripts and the file layout rely on: names and file
     /// fields from a safe character set, env keys that are identifiers,
@@ -259,7 +275,7 @@ impl Library {
 
     /// Builds (or takes from the cache) the static binary of each program
     /// the named workloads run, keyed by program.
-    pub fn build(&self, names: &[String], cache: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    pub fn build(&self, names: &[String], cache: &Path) -> Result<BTreeMap<String, Vec<u8>>, BuildError> {
         let common = std::fs::read(self.dir.join("common.h")).unwrap_or_default();
         let mut programs: Vec<&str> = names.iter().filter_map(|n| self.get(n)).map(Workload::program).collect();
         programs.sort();
@@ -267,15 +283,18 @@ impl Library {
         let mut out = BTreeMap::new();
         for w in names.iter().filter_map(|n| self.get(n)) {
             if let Some(path) = &w.path {
-                let bin = fsutil::read_bounded(path, PROGRAM_MAX_BYTES)
-                    .map_err(|e| anyhow::anyhow!("program {} of workload {}: {e}", path.display(), w.name))?;
+                let bin = fsutil::read_bounded(path, PROGRAM_MAX_BYTES).map_err(|error| BuildError::Program {
+                    path: path.clone(),
+                    workload: w.name.clone(),
+                    error,
+                })?;
                 out.insert(w.name.clone(), bin);
             }
         }
         let users: Vec<String> = out.keys().cloned().collect();
         for name in programs.into_iter().filter(|p| !users.iter().any(|u| u == p)) {
             let src = self.dir.join(format!("{name}.c"));
-            let mut key = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+            let mut key = std::fs::read(&src).map_err(io_at("reading", &src))?;
             key.extend_from_slice(&common);
             key.extend_from_slice(CC_ARGS.join(" ").as_bytes());
             let bin = cache.join("workloads").join(&fsutil::sha256_hex(&key)[..16]).join(name);
@@ -290,23 +309,23 @@ impl Library {
 
 /// Compiles a self-contained C program of crtest's own (a guest helper)
 /// the way workloads are, cached by its source.
-pub fn compile_cached(name: &str, source: &[u8], cache: &Path) -> Result<Vec<u8>> {
+pub fn compile_cached(name: &str, source: &[u8], cache: &Path) -> Result<Vec<u8>, BuildError> {
     let mut key = source.to_vec();
     key.extend_from_slice(CC_ARGS.join(" ").as_bytes());
     let dir = cache.join("workloads").join(&fsutil::sha256_hex(&key)[..16]);
     let bin = dir.join(name);
     if !bin.is_file() {
         let src = dir.join(format!("{name}.c"));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io_at("creating", &dir))?;
         fsutil::write_atomic(&src, source)?;
         compile(&src, &bin)?;
     }
-    std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))
+    Ok(std::fs::read(&bin).map_err(io_at("reading", &bin))?)
 }
 
 const CC_ARGS: &[&str] = &["-static", "-O2", "-Wall", "-Werror"];
 
-fn compile(src: &Path, bin: &Path) -> Result<()> {
+fn compile(src: &Path, bin: &Path) -> Result<(), BuildError> {
     let dir = bin.parent().unwrap();
     std::fs::create_dir_all(dir)?;
     let tmp = bin.with_extension("tmp");
@@ -317,9 +336,10 @@ fn compile(src: &Path, bin: &Path) -> Result<()> {
         .arg(src)
         .args(["-lpthread", "-lrt"])
         .output()
-        .context("running cc (install gcc and libc6-dev)")?;
+        .map_err(BuildError::Cc)?;
     if !out.status.success() {
-        bail!("compiling {} failed:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        return Err(BuildError::Compile { src: src.to_path_buf(), stderr });
     }
     std::fs::rename(&tmp, bin)?;
     Ok(())
@@ -378,6 +398,19 @@ mod tests {
         assert!(err.to_string().contains("expected its source at"), "{err}");
         let err = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n  colour: red\n").unwrap_err();
         assert_eq!(err.line, Some(5));
+    }
+
+    #[test]
+    fn an_unreadable_program_is_named_with_its_cause_once() {
+        let mut l = lib("- name: a\n  summary: s\n  steps: 10\n  dump_after: 3\n").unwrap();
+        let mut p = l.workloads[0].clone();
+        (p.name, p.path) = ("p".into(), Some("/nonexistent/prog".into()));
+        l.workloads.push(p);
+        let e = l.build(&["p".into()], Path::new("/nonexistent")).unwrap_err();
+        assert_eq!(
+            crate::util::error::chain(&e),
+            "program /nonexistent/prog of workload p: cannot read: No such file or directory (os error 2)"
+        );
     }
 
     #[test]

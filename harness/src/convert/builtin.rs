@@ -2,9 +2,9 @@
 //! `pagemap-nr-pages`.
 
 use super::crit::{self, Crit};
-use super::Converter;
+use super::images::{self, ImageFile};
+use super::{ConvertError, Converter};
 use crate::util::fsutil;
-use anyhow::{Context, Result};
 use std::path::Path;
 
 /// Copies the images unchanged (same format on both sides).
@@ -14,8 +14,8 @@ impl Converter for Identity {
     fn name(&self) -> &str {
         "identity"
     }
-    fn convert(&self, input: &Path, output: &Path, _from: &str, _to: &str) -> Result<()> {
-        fsutil::copy_dir(input, output).with_context(|| format!("identity conversion of {}", input.display()))
+    fn convert(&self, input: &Path, output: &Path, _from: &str, _to: &str) -> Result<(), ConvertError> {
+        fsutil::copy_dir(input, output).map_err(|source| ConvertError::Identity { input: input.into(), source })
     }
     fn under_test(&self) -> bool {
         false
@@ -34,9 +34,9 @@ impl Converter for CritRecode {
     fn name(&self) -> &str {
         "crit-recode"
     }
-    fn convert(&self, input: &Path, output: &Path, _from: &str, _to: &str) -> Result<()> {
+    fn convert(&self, input: &Path, output: &Path, _from: &str, _to: &str) -> Result<(), ConvertError> {
         std::fs::create_dir_all(output)?;
-        let json = tempfile::tempdir().context("creating the JSON scratch dir")?;
+        let json = tempfile::tempdir().map_err(ConvertError::Scratch)?;
         self.sender.decode(input, json.path())?;
         self.receiver.encode(json.path(), output)?;
         copy_raw(input, output)
@@ -67,16 +67,17 @@ impl Converter for PagemapNrPages {
     fn name(&self) -> &str {
         "pagemap-nr-pages"
     }
-    fn convert(&self, input: &Path, output: &Path, _from: &str, _to: &str) -> Result<()> {
+    fn convert(&self, input: &Path, output: &Path, _from: &str, _to: &str) -> Result<(), ConvertError> {
         fsutil::copy_dir(input, output)?;
         for name in crit::file_names(output)?.into_iter().filter(|n| n.starts_with("pagemap-")) {
             let path = output.join(&name);
             // Never write through a link: it may point out of the image dir.
-            let kind = std::fs::symlink_metadata(&path)?.file_type();
-            anyhow::ensure!(kind.is_file(), "{name}: expected a regular file, found a link or special file");
-            let data = fsutil::read_bounded(&path, 1 << 30).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            let mut img = crate::convert::images::ImageFile::parse(&data).with_context(|| name.clone())?;
-            crate::convert::images::pagemap_to_4_1(&mut img).with_context(|| name.clone())?;
+            if !std::fs::symlink_metadata(&path)?.file_type().is_file() {
+                return Err(ConvertError::NotAFile { name });
+            }
+            let data = fsutil::read_bounded(&path, 1 << 30)
+                .map_err(|error| ConvertError::Read { name: name.clone(), error })?;
+            let img = rewrite_pagemap(&data).map_err(|source| ConvertError::Image { name, source })?;
             // A new file renamed over the copy, never the copy's target.
             fsutil::write_atomic(&path, &img.to_bytes())?;
         }
@@ -87,10 +88,19 @@ impl Converter for PagemapNrPages {
     }
 }
 
+/// A 4.2 pagemap file's bytes as 4.1 would have written them.
+fn rewrite_pagemap(data: &[u8]) -> Result<ImageFile, images::ImageError> {
+    let mut img = ImageFile::parse(data)?;
+    images::pagemap_to_4_1(&mut img)?;
+    Ok(img)
+}
+
 /// Copies the files crit does not decode (pages, tarballs, anything else).
-fn copy_raw(input: &Path, output: &Path) -> Result<()> {
+fn copy_raw(input: &Path, output: &Path) -> Result<(), ConvertError> {
     for name in crit::file_names(input)?.into_iter().filter(|n| crit::is_raw(n)) {
-        std::fs::copy(input.join(&name), output.join(&name)).with_context(|| format!("copying {name}"))?;
+        if let Err(source) = std::fs::copy(input.join(&name), output.join(&name)) {
+            return Err(ConvertError::Copy { name, source });
+        }
     }
     Ok(())
 }
@@ -124,5 +134,15 @@ mod tests {
         let rec = run_step(&PagemapNrPages, "criu-4.2", "criu-4.1", &a, &dir.path().join("b"));
         assert!(!rec.ok && rec.message.unwrap().contains("expected a regular file"));
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_pagemap_that_does_not_parse_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        std::fs::write(a.join("pagemap-7.img"), [1, 2]).unwrap();
+        let rec = run_step(&PagemapNrPages, "criu-4.2", "criu-4.1", &a, &dir.path().join("b"));
+        assert_eq!(rec.message.as_deref(), Some("pagemap-7.img: shorter than its magic"), "{rec:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! host from the engine's tools tree with that tree's loader, libraries and
 //! Python, so every version decodes and encodes with its own definitions.
 
-use anyhow::{Context, Result};
+use crate::util::error::{io_at, IoAt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,7 +39,7 @@ pub fn for_formats(
     engines: &[crate::config::engines::EngineSpec],
     cache: &Path,
     log: &dyn Fn(&str),
-) -> Result<std::collections::BTreeMap<String, Crit>> {
+) -> Result<std::collections::BTreeMap<String, Crit>, FindCritError> {
     let wanted: std::collections::BTreeSet<String> = formats.into_iter().collect();
     wanted.into_iter().map(|f| Ok((f.clone(), Crit::for_format(&f, engines, cache, log)?))).collect()
 }
@@ -51,23 +51,59 @@ pub fn is_raw(name: &str) -> bool {
 }
 
 /// The file names in `dir`, sorted.
-pub fn file_names(dir: &Path) -> Result<Vec<String>> {
+pub fn file_names(dir: &Path) -> Result<Vec<String>, IoAt> {
     let mut names = Vec::new();
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        names.push(e?.file_name().to_string_lossy().into_owned());
+    for e in std::fs::read_dir(dir).map_err(io_at("reading", dir))? {
+        names.push(e.map_err(io_at("reading", dir))?.file_name().to_string_lossy().into_owned());
     }
     names.sort();
     Ok(names)
 }
 
+/// Why a crit run did not decode or encode every image. Only `Rejected`
+/// puts the images at fault; the rest are crtest's or the tools tree's.
 #[derive(Debug, thiserror::Error)]
 pub enum CritError {
-    /// An image does not decode: crit's own words.
-    #[error("{0}")]
-    Rejected(String),
-    /// crit itself could not run.
-    #[error("{0}")]
-    Tool(String),
+    /// An image does not decode: the last line of crit's stderr.
+    #[error("{format}'s crit: {line}")]
+    Rejected { format: String, line: String },
+    /// crit failed otherwise: the last line of its stderr.
+    #[error("crit of {format} could not run: {line}")]
+    Failed { format: String, line: String },
+    #[error("crit of {format}: unexpected output")]
+    Output { format: String },
+    #[error("crit of {format}")]
+    Start {
+        format: String,
+        #[source]
+        source: CritStartError,
+    },
+}
+
+/// Why crit could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum CritStartError {
+    /// Listing the images to hand it.
+    #[error(transparent)]
+    List(#[from] IoAt),
+    #[error("no dynamic loader in {}", root.display())]
+    NoLoader { root: PathBuf },
+    #[error("no python3.N in {}/usr/bin", root.display())]
+    NoPython { root: PathBuf },
+    #[error(transparent)]
+    Spawn(#[from] std::io::Error),
+}
+
+/// Why there is no crit for a format.
+#[derive(Debug, thiserror::Error)]
+pub enum FindCritError {
+    #[error("crit {}: expected a directory holding the pycriu package (a built CRIU tree's lib/)", dir.display())]
+    NotPycriu { dir: PathBuf },
+    #[error("no engine with `tools` speaks format {format}: its crit is unknown")]
+    NoEngine { format: String },
+    /// Fetching the engine's tools tree failed (its own words and causes).
+    #[error(transparent)]
+    Tools(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A crit of one format version.
@@ -90,12 +126,10 @@ impl Crit {
     }
 
     /// A local engine's crit: `dir` holds the `pycriu` package of its build.
-    pub fn local(format: &str, dir: &Path) -> Result<Crit> {
-        anyhow::ensure!(
-            dir.join("pycriu/__init__.py").is_file(),
-            "crit {}: expected a directory holding the pycriu package (a built CRIU tree's lib/)",
-            dir.display()
-        );
+    pub fn local(format: &str, dir: &Path) -> Result<Crit, FindCritError> {
+        if !dir.join("pycriu/__init__.py").is_file() {
+            return Err(FindCritError::NotPycriu { dir: dir.to_path_buf() });
+        }
         Ok(Crit { format: format.to_string(), root: PathBuf::new(), pycriu: Some(dir.to_path_buf()) })
     }
 
@@ -106,7 +140,7 @@ impl Crit {
         engines: &[crate::config::engines::EngineSpec],
         cache: &Path,
         log: &dyn Fn(&str),
-    ) -> Result<Crit> {
+    ) -> Result<Crit, FindCritError> {
         // A local engine's own crit speaks for its format first.
         if let Some(dir) = engines.iter().filter(|e| e.format == format).find_map(|e| e.crit.as_deref()) {
             return Crit::local(format, dir);
@@ -114,8 +148,8 @@ impl Crit {
         let spec = engines
             .iter()
             .find(|e| e.format == format && !e.tools.is_empty())
-            .with_context(|| format!("no engine with `tools` speaks format {format}: its crit is unknown"))?;
-        let root = crate::kernel::fetch::tools_root(spec, cache, log)?;
+            .ok_or_else(|| FindCritError::NoEngine { format: format.to_string() })?;
+        let root = crate::kernel::fetch::tools_root(spec, cache, log).map_err(|e| FindCritError::Tools(e.into()))?;
         Ok(Crit::new(format, &root))
     }
 
@@ -147,7 +181,7 @@ impl Crit {
         found.pop()
     }
 
-    fn python(&self, mode: &str, src: &Path, dst: &Path, names: &[String]) -> Result<Command> {
+    fn python(&self, mode: &str, src: &Path, dst: &Path, names: &[String]) -> Result<Command, CritStartError> {
         if let Some(dir) = &self.pycriu {
             let mut cmd = Command::new(HOST_PYTHON);
             cmd.arg("-c").arg(SCRIPT).arg(mode).arg(src).arg(dst).args(names);
@@ -157,9 +191,8 @@ impl Crit {
         let loader = self
             .resolve("usr/lib64/ld-linux-x86-64.so.2")
             .or_else(|| self.resolve("lib64/ld-linux-x86-64.so.2"))
-            .with_context(|| format!("no dynamic loader in {}", self.root.display()))?;
-        let python =
-            self.python_binary().with_context(|| format!("no python3.N in {}/usr/bin", self.root.display()))?;
+            .ok_or_else(|| CritStartError::NoLoader { root: self.root.clone() })?;
+        let python = self.python_binary().ok_or_else(|| CritStartError::NoPython { root: self.root.clone() })?;
         let lib = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"]
             .map(|d| self.root.join(d).display().to_string())
             .join(":");
@@ -183,24 +216,26 @@ impl Crit {
     /// Runs the script; an image crit rejects is `Rejected` (the images are
     /// at fault), anything else is `Tool` (crtest's or the tree's fault).
     fn run(&self, mode: &str, src: &Path, dst: &Path) -> Result<usize, CritError> {
-        let tool = |e: anyhow::Error| CritError::Tool(format!("crit of {}: {e:#}", self.format));
-        let names: Vec<String> = file_names(src)
-            .map_err(tool)?
+        let out =
+            self.start(mode, src, dst).map_err(|source| CritError::Start { format: self.format.clone(), source })?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let format = self.format.clone();
+        match out.status.code() {
+            Some(0) => String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| CritError::Output { format }),
+            // The script's own exit for an image that does not decode.
+            Some(1) if line.contains(".img") => Err(CritError::Rejected { format, line }),
+            _ => Err(CritError::Failed { format, line }),
+        }
+    }
+
+    /// Runs the script over the images of `src` that `mode` works on.
+    fn start(&self, mode: &str, src: &Path, dst: &Path) -> Result<std::process::Output, CritStartError> {
+        let names: Vec<String> = file_names(src)?
             .into_iter()
             .filter(|n| if mode == "encode" { n.ends_with(".img.json") } else { !is_raw(n) })
             .collect();
-        let out = self.python(mode, src, dst, &names).map_err(tool)?.output().map_err(|e| tool(e.into()))?;
-        let err = String::from_utf8_lossy(&out.stderr);
-        let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        match out.status.code() {
-            Some(0) => String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .map_err(|_| CritError::Tool(format!("crit of {}: unexpected output", self.format))),
-            // The script's own exit for an image that does not decode.
-            Some(1) if line.contains(".img") => Err(CritError::Rejected(format!("{}'s crit: {line}", self.format))),
-            _ => Err(CritError::Tool(format!("crit of {} could not run: {line}", self.format))),
-        }
+        Ok(self.python(mode, src, dst, &names)?.output()?)
     }
 
     /// Decodes every image of `dir`; returns how many, or the first that
@@ -210,12 +245,24 @@ impl Crit {
     }
 
     /// Every image of `dir` as `NAME.img.json` in `out`.
-    pub fn decode(&self, dir: &Path, out: &Path) -> Result<usize> {
-        Ok(self.run("decode", dir, out)?)
+    pub fn decode(&self, dir: &Path, out: &Path) -> Result<usize, CritError> {
+        self.run("decode", dir, out)
     }
 
     /// Every `NAME.img.json` of `dir` as `NAME.img` in `out`.
-    pub fn encode(&self, dir: &Path, out: &Path) -> Result<usize> {
-        Ok(self.run("encode", dir, out)?)
+    pub fn encode(&self, dir: &Path, out: &Path) -> Result<usize, CritError> {
+        self.run("encode", dir, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_tools_fetch_keeps_its_causes() {
+        let fetch = anyhow::anyhow!("no such suite").context("fetching criu-4.1 tools");
+        let e = FindCritError::Tools(fetch.into());
+        assert_eq!(crate::util::error::chain(&e), "fetching criu-4.1 tools: no such suite");
     }
 }

@@ -1,9 +1,9 @@
 //! A user's converter command: `CMD IN_DIR OUT_DIR` in a process group of
 //! its own, with a timeout and the tail of its stderr in the error.
 
-use super::{crit, Converter};
-use anyhow::{Context, Result};
+use super::{crit, ConvertError, Converter};
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// A converter command following the contract in the `convert` module docs.
@@ -19,6 +19,39 @@ pub const CONVERTER_TIMEOUT: Duration = Duration::from_secs(300);
 const STDERR_TAIL_BYTES: usize = 4096;
 const STDERR_TAIL_LINES: usize = 20;
 
+/// How a converter command failed; `tail` is the end of its stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum ExternalError {
+    #[error("running converter {}", command.display())]
+    Spawn {
+        command: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("converter {} did not finish within {secs}s and was killed{}", command.display(), colon(tail))]
+    Timeout { command: PathBuf, secs: u64, tail: String },
+    #[error("converter {} exited with {status}: {tail}", command.display())]
+    Exit { command: PathBuf, status: ExitStatus, tail: String },
+    #[error("converter {} exited 0 but removed its output directory", command.display())]
+    RemovedOutput { command: PathBuf },
+    #[error(
+        "converter {} exited 0 but did not write {} of the input's images: {}",
+        command.display(),
+        missing.len(),
+        missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+    )]
+    MissingImages { command: PathBuf, missing: Vec<String> },
+}
+
+/// `: TEXT`, or nothing for no text.
+fn colon(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
 impl External {
     pub fn new(command: PathBuf) -> Self {
         External { command, timeout: CONVERTER_TIMEOUT }
@@ -27,7 +60,7 @@ impl External {
     /// Runs the command in a process group of its own (so a timeout kills
     /// whatever it started), dying with crtest; its exit status and the
     /// tail of its stderr in the error when it fails.
-    fn run(&self, input: &Path, output: &Path, from: &str, to: &str) -> Result<()> {
+    fn run(&self, input: &Path, output: &Path, from: &str, to: &str) -> Result<(), ConvertError> {
         use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(&self.command);
         cmd.arg(input)
@@ -45,7 +78,8 @@ impl External {
                 Ok(())
             });
         }
-        let mut child = spawn(&mut cmd).with_context(|| format!("running converter {}", self.command.display()))?;
+        let mut child =
+            spawn(&mut cmd).map_err(|source| ExternalError::Spawn { command: self.command.clone(), source })?;
         crate::vm::reaper::register(child.id() as i32);
         let stderr = child.stderr.take().expect("piped");
         let reader = std::thread::spawn(move || tail_of(stderr));
@@ -72,17 +106,11 @@ impl External {
         // A grandchild may keep stderr open after a kill; the group kill
         // above closes it, so the reader ends.
         let tail = reader.join().unwrap_or_default();
+        let command = self.command.clone();
         match status {
-            None => anyhow::bail!(
-                "converter {} did not finish within {}s and was killed{}",
-                self.command.display(),
-                self.timeout.as_secs(),
-                if tail.is_empty() { String::new() } else { format!(": {tail}") }
-            ),
+            None => Err(ExternalError::Timeout { command, secs: self.timeout.as_secs(), tail }.into()),
             Some(s) if s.success() => Ok(()),
-            Some(s) => {
-                anyhow::bail!("converter {} exited with {s}: {tail}", self.command.display())
-            }
+            Some(status) => Err(ExternalError::Exit { command, status, tail }.into()),
         }
     }
 }
@@ -120,7 +148,7 @@ fn tail_of(mut stream: impl std::io::Read) -> String {
 
 /// Image files (`*.img`) of `input` missing from `output`: a converter
 /// must produce every image it was given.
-fn missing_images(input: &Path, output: &Path) -> Result<Vec<String>> {
+fn missing_images(input: &Path, output: &Path) -> Result<Vec<String>, crate::util::error::IoAt> {
     let have = crit::file_names(output).unwrap_or_default();
     Ok(crit::file_names(input)?.into_iter().filter(|n| n.ends_with(".img") && !have.contains(n)).collect())
 }
@@ -129,22 +157,17 @@ impl Converter for External {
     fn name(&self) -> &str {
         self.command.to_str().unwrap_or("external converter")
     }
-    fn convert(&self, input: &Path, output: &Path, from: &str, to: &str) -> Result<()> {
+    fn convert(&self, input: &Path, output: &Path, from: &str, to: &str) -> Result<(), ConvertError> {
         std::fs::create_dir_all(output)?;
         self.run(input, output, from, to)?;
-        anyhow::ensure!(
-            output.is_dir(),
-            "converter {} exited 0 but removed its output directory",
-            self.command.display()
-        );
+        let command = self.command.clone();
+        if !output.is_dir() {
+            return Err(ExternalError::RemovedOutput { command }.into());
+        }
         let missing = missing_images(input, output)?;
-        anyhow::ensure!(
-            missing.is_empty(),
-            "converter {} exited 0 but did not write {} of the input's images: {}",
-            self.command.display(),
-            missing.len(),
-            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        );
+        if !missing.is_empty() {
+            return Err(ExternalError::MissingImages { command, missing }.into());
+        }
         Ok(())
     }
     fn under_test(&self) -> bool {

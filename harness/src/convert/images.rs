@@ -2,7 +2,44 @@
 //! `{u32 size, protobuf}` records) and the few protobuf fields a built-in
 //! converter rewrites. Everything else passes through byte for byte.
 
-use anyhow::{bail, ensure, Context, Result};
+/// Why an image file or a protobuf message in it does not parse or convert.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("shorter than its magic")]
+    NoMagic,
+    #[error("shorter than its two magics")]
+    NoMagic2,
+    #[error("truncated record size at byte {at}")]
+    RecordSize { at: usize },
+    #[error("record at byte {at} claims {size} bytes, {left} are left")]
+    Record { at: usize, size: usize, left: usize },
+    #[error("truncated varint")]
+    TruncatedVarint,
+    #[error("varint longer than 10 bytes")]
+    LongVarint,
+    #[error("field {number}: unsupported wire type {wire}")]
+    WireType { number: u32, wire: u8 },
+    #[error("field {number} runs past the message")]
+    FieldPastEnd { number: u32 },
+    #[error("field {number} is not a varint")]
+    NotVarint { number: u32 },
+    /// A pagemap entry whose fields do not parse.
+    #[error("pagemap entry {entry}")]
+    Entry {
+        entry: usize,
+        #[source]
+        source: Box<ImageError>,
+    },
+    #[error("pagemap entry {entry}: {pages} pages do not fit 4.1's 32-bit nr_pages")]
+    TooManyPages {
+        entry: usize,
+        pages: u64,
+        #[source]
+        source: std::num::TryFromIntError,
+    },
+}
+
+type Result<T, E = ImageError> = std::result::Result<T, E>;
 
 /// Files whose first magic is one of these carry a second, per-kind magic.
 const IMG_COMMON_MAGIC: u32 = 0x5456_4319;
@@ -21,16 +58,17 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
 
 impl ImageFile {
     pub fn parse(data: &[u8]) -> Result<ImageFile> {
-        let first = u32_at(data, 0).context("shorter than its magic")?;
+        let first = u32_at(data, 0).ok_or(ImageError::NoMagic)?;
         let mut at = if first == IMG_COMMON_MAGIC || first == IMG_SERVICE_MAGIC { 8 } else { 4 };
-        ensure!(data.len() >= at, "shorter than its two magics");
+        if data.len() < at {
+            return Err(ImageError::NoMagic2);
+        }
         let header = data[..at].to_vec();
         let mut records = Vec::new();
         while at < data.len() {
-            let size = u32_at(data, at).with_context(|| format!("truncated record size at byte {at}"))? as usize;
-            let body = data.get(at + 4..at + 4 + size).with_context(|| {
-                format!("record at byte {at} claims {size} bytes, {} are left", data.len() - at - 4)
-            })?;
+            let size = u32_at(data, at).ok_or(ImageError::RecordSize { at })? as usize;
+            let body =
+                data.get(at + 4..at + 4 + size).ok_or(ImageError::Record { at, size, left: data.len() - at - 4 })?;
             records.push(body.to_vec());
             at += 4 + size;
         }
@@ -59,14 +97,14 @@ pub struct Field {
 fn read_varint(data: &[u8], at: &mut usize) -> Result<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
-        let b = *data.get(*at).context("truncated varint")?;
+        let b = *data.get(*at).ok_or(ImageError::TruncatedVarint)?;
         *at += 1;
         value |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
             return Ok(value);
         }
     }
-    bail!("varint longer than 10 bytes")
+    Err(ImageError::LongVarint)
 }
 
 pub fn varint(mut v: u64) -> Vec<u8> {
@@ -100,9 +138,9 @@ pub fn fields(msg: &[u8]) -> Result<Vec<Field>> {
                 at += len;
             }
             5 => at += 4,
-            w => bail!("field {number}: unsupported wire type {w}"),
+            wire => return Err(ImageError::WireType { number, wire }),
         }
-        let raw = msg.get(start..at).with_context(|| format!("field {number} runs past the message"))?.to_vec();
+        let raw = msg.get(start..at).ok_or(ImageError::FieldPastEnd { number })?.to_vec();
         out.push(Field { number, wire, raw });
     }
     Ok(out)
@@ -122,7 +160,9 @@ impl Field {
         Field { number, wire: 0, raw: varint(v) }
     }
     pub fn as_u64(&self) -> Result<u64> {
-        ensure!(self.wire == 0, "field {} is not a varint", self.number);
+        if self.wire != 0 {
+            return Err(ImageError::NotVarint { number: self.number });
+        }
         read_varint(&self.raw, &mut 0)
     }
 }
@@ -135,11 +175,10 @@ impl Field {
 pub fn pagemap_to_4_1(image: &mut ImageFile) -> Result<usize> {
     let mut changed = 0;
     for (i, rec) in image.records.iter_mut().enumerate().skip(1) {
-        let mut fs = fields(rec).with_context(|| format!("pagemap entry {i}"))?;
+        let mut fs = fields(rec).map_err(|e| ImageError::Entry { entry: i, source: Box::new(e) })?;
         let Some(pos) = fs.iter().position(|f| f.number == 5) else { continue };
         let pages = fs.remove(pos).as_u64()?;
-        let pages = u32::try_from(pages)
-            .with_context(|| format!("pagemap entry {i}: {pages} pages do not fit 4.1's 32-bit nr_pages"))?;
+        let pages = u32::try_from(pages).map_err(|source| ImageError::TooManyPages { entry: i, pages, source })?;
         match fs.iter_mut().find(|f| f.number == 2) {
             Some(f) => *f = Field::varint(2, u64::from(pages)),
             None => {
@@ -178,8 +217,8 @@ mod tests {
         assert_eq!(img.header.len(), 8);
         assert_eq!(img.records.len(), 2);
         assert_eq!(img.to_bytes(), bytes);
-        let e = ImageFile::parse(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
-        assert!(e.contains("claims"), "{e}");
+        let e = ImageFile::parse(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert_eq!(e.to_string(), "record at byte 14 claims 7 bytes, 6 are left");
     }
 
     #[test]
@@ -196,7 +235,8 @@ mod tests {
         assert_eq!(pagemap_to_4_1(&mut img).unwrap(), 0);
         assert_eq!(img.to_bytes(), old);
         let mut big = ImageFile::parse(&file(vec![vec![], entry(0, 0, 0, Some(1 << 33))])).unwrap();
-        assert!(pagemap_to_4_1(&mut big).unwrap_err().to_string().contains("do not fit"));
+        let e = crate::util::error::chain(&pagemap_to_4_1(&mut big).unwrap_err());
+        assert!(e.starts_with("pagemap entry 1: 8589934592 pages do not fit 4.1's 32-bit nr_pages: "), "{e}");
     }
 
     #[test]

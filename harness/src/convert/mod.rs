@@ -15,7 +15,7 @@ pub mod images;
 mod step;
 
 pub use builtin::{CritRecode, Identity, PagemapNrPages};
-pub use chain::{build, check_input_dir, run_chain, steps, Step};
-pub use converter::Converter;
-pub use external::{External, CONVERTER_TIMEOUT};
+pub use chain::{build, check_input_dir, run_chain, steps, ImageDirError, NoCritError, Step};
+pub use converter::{ConvertError, Converter};
+pub use external::{External, ExternalError, CONVERTER_TIMEOUT};
 pub use step::{run_step, StepRecord};

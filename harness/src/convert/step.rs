@@ -57,7 +57,7 @@ pub fn run_step(conv: &dyn Converter, from: &str, to: &str, input: &Path, output
         from: from.to_string(),
         to: to.to_string(),
         ok: result.is_ok(),
-        message: result.err().map(|e| format!("{e:#}")),
+        message: result.err().map(|e| crate::util::error::chain(&e)),
         secs: started.elapsed().as_secs_f64(),
         checked: None,
         note,
