@@ -163,7 +163,7 @@ pub fn boot_images(
             Some(Ok(Some(vmlinux))) => vmlinux,
             Some(Ok(None)) => notice("no PVH entry point".into()),
             // PVH only saves boot time: any trouble cutting the ELF out is a notice, never the end of the run.
-            Some(Err(e)) => notice(format!("extracting the PVH kernel failed ({e:#})")),
+            Some(Err(e)) => notice(format!("extracting the PVH kernel failed ({})", crate::util::error::chain(&e))),
             None => k.vmlinuz.clone(),
         };
         out.insert(id.clone(), image);

@@ -16,8 +16,9 @@ pub use ops::{GuestOp, OpKind};
 pub use scripts::OpPaths;
 
 use crate::guest::cpio::Entry;
-use crate::guest::hostlib;
-use anyhow::{Context, Result};
+use crate::guest::hostlib::{self, HostProgramError};
+use crate::kernel::fetch::FetchError;
+use crate::util::error::{io_at, IoAt};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,22 +34,53 @@ pub struct Engine {
     pub env: BTreeMap<String, String>,
 }
 
+/// Why an engine's userspace could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// `ids` lists the catalog's engines.
+    #[error("unknown engine `{id}`: expected host or one of {ids}")]
+    Unknown { id: String, ids: String },
+    /// The catalog's local engine `id` cannot be used.
+    #[error("engine {id}")]
+    Local {
+        id: String,
+        #[source]
+        source: Box<EngineError>,
+    },
+    #[error("criu is not installed on the host (apt-get install criu)")]
+    NoHostCriu,
+    #[error("running criu --version")]
+    HostVersion(#[source] std::io::Error),
+    /// The host's `criu --version` printed no version: what it printed.
+    #[error("unexpected `criu --version` output: {0}")]
+    HostVersionOutput(String),
+    #[error(transparent)]
+    Binary(#[from] LocalEngineError),
+    #[error(transparent)]
+    Read(#[from] IoAt),
+    #[error(transparent)]
+    Libraries(#[from] HostProgramError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
+
 /// Returns the engine `id` names: `host`, a local binary, or a Debian-built
 /// one (fetched and cached on first use).
-pub fn resolve(id: &str, catalog: &[EngineSpec], cache: &Path, log: &dyn Fn(&str)) -> Result<Engine> {
+pub fn resolve(id: &str, catalog: &[EngineSpec], cache: &Path, log: &dyn Fn(&str)) -> Result<Engine, EngineError> {
     if id == HOST {
         let mut host = Engine::host_criu()?;
         // The host's CRIU needs what the catalog's engine of its version needs.
         host.env = env_of_version(catalog, host.id.trim_start_matches("criu-"));
         return Ok(host);
     }
-    let spec = catalog.iter().find(|e| e.id == id).with_context(|| {
+    let spec = catalog.iter().find(|e| e.id == id).ok_or_else(|| {
         let ids: Vec<&str> = catalog.iter().map(|e| e.id.as_str()).collect();
-        format!("unknown engine `{id}`: expected host or one of {}", ids.join(", "))
+        EngineError::Unknown { id: id.to_string(), ids: ids.join(", ") }
     })?;
     match &spec.local {
         Some(path) => {
-            let mut engine = Engine::local_criu(path).with_context(|| format!("engine {id}"))?;
+            let mut engine = Engine::local_criu(path)
+                .map_err(|source| EngineError::Local { id: id.to_string(), source: Box::new(source) })?;
             engine.env = spec.env.clone();
             Ok(engine)
         }
@@ -191,18 +223,18 @@ pub fn local_spec(path: &Path, catalog: &[EngineSpec]) -> Result<EngineSpec, Loc
 
 impl Engine {
     /// The host's CRIU with its shared libraries.
-    pub fn host_criu() -> Result<Self> {
-        let criu = hostlib::which("criu").context("criu is not installed on the host (apt-get install criu)")?;
-        let out = Command::new(&criu).arg("--version").output().context("running criu --version")?;
+    pub fn host_criu() -> Result<Self, EngineError> {
+        let criu = hostlib::which("criu").ok_or(EngineError::NoHostCriu)?;
+        let out = Command::new(&criu).arg("--version").output().map_err(EngineError::HostVersion)?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let version = parse_version(&text).with_context(|| format!("unexpected `criu --version` output: {text}"))?;
+        let version = parse_version(&text).ok_or_else(|| EngineError::HostVersionOutput(text.to_string()))?;
         Ok(Engine { id: format!("criu-{version}"), files: criu_files(&criu)?, env: BTreeMap::new() })
     }
 
     /// A CRIU binary of your own, with the host's shared libraries it
     /// needs (none when static). Its id says where it came from:
     /// `criu-3.17.1 (/path/to/criu)`.
-    pub fn local_criu(path: &Path) -> Result<Self> {
+    pub fn local_criu(path: &Path) -> Result<Self, EngineError> {
         let bin = check_binary(path)?;
         let version = version_of(&bin.path)?;
         let files = criu_files(&bin.path)?;
@@ -212,8 +244,8 @@ impl Engine {
 
 /// A criu binary and its shared libraries as guest files; the guest looks
 /// for criu at /usr/sbin/criu whatever the host path.
-fn criu_files(criu: &Path) -> Result<Vec<Entry>> {
-    let data = std::fs::read(criu).with_context(|| format!("reading {}", criu.display()))?;
+fn criu_files(criu: &Path) -> Result<Vec<Entry>, EngineError> {
+    let data = std::fs::read(criu).map_err(io_at("reading", criu))?;
     let mut files = match hostlib::is_static_elf(&data) {
         true => vec![Entry::file("usr/sbin/criu", 0o755, data)],
         false => hostlib::host_program_with_libs(criu)?,
@@ -246,6 +278,20 @@ mod tests {
         assert!(ok[0].crit.as_deref().is_some_and(|c| c.is_absolute() && c.ends_with("build/lib")), "{ok:?}");
         let e = catalog("engines:\n  - {id: x, suite: sid, package: criu, format: criu-4.1, crit: c}\n").unwrap_err();
         assert!(e.to_string().contains("`crit` is a local engine's own crit"), "{e}");
+    }
+
+    #[test]
+    fn resolve_names_the_engine_that_cannot_be_had() {
+        let mut specs = crate::config::formats::tests::engines_of(&["4.1"]);
+        let e = resolve("criu-9", &specs, Path::new("/nonexistent"), &|_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "unknown engine `criu-9`: expected host or one of criu-4.1");
+        let dir = tempfile::tempdir().unwrap();
+        specs[0].local = Some(dir.path().join("criu"));
+        let e = resolve("criu-4.1", &specs, dir.path(), &|_| {}).unwrap_err();
+        let EngineError::Local { source, .. } = &e else { panic!("{e}") };
+        assert!(matches!(**source, EngineError::Binary(LocalEngineError::Missing(_))), "{e}");
+        let want = format!("engine criu-4.1: {}/criu: no such file", dir.path().display());
+        assert!(crate::util::error::chain(&e).starts_with(&want), "{}", crate::util::error::chain(&e));
     }
 
     #[test]

@@ -2,9 +2,18 @@
 //! libraries they load.
 
 use crate::guest::cpio::{Entry, Kind};
-use anyhow::{Context, Result};
+use crate::util::error::{io_at, IoAt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Why a host program could not be copied with its libraries.
+#[derive(Debug, thiserror::Error)]
+pub enum HostProgramError {
+    #[error(transparent)]
+    Read(#[from] IoAt),
+    #[error("running ldd")]
+    Ldd(#[source] std::io::Error),
+}
 
 /// An ELF file with no PT_INTERP program header (no dynamic loader).
 pub fn is_static_elf(data: &[u8]) -> bool {
@@ -24,18 +33,18 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// Reads a host program and the shared libraries `ldd` says it needs, as
 /// image entries at the same paths.
-pub fn host_program_with_libs(program: &Path) -> Result<Vec<Entry>> {
+pub fn host_program_with_libs(program: &Path) -> Result<Vec<Entry>, HostProgramError> {
     let mut entries = vec![file_entry(program, 0o755)?];
-    let out = Command::new("ldd").arg(program).output().context("running ldd")?;
+    let out = Command::new("ldd").arg(program).output().map_err(HostProgramError::Ldd)?;
     for lib in parse_ldd(&String::from_utf8_lossy(&out.stdout)) {
         entries.push(file_entry(Path::new(&lib), 0o755)?);
     }
     Ok(entries)
 }
 
-fn file_entry(path: &Path, perm: u32) -> Result<Entry> {
+fn file_entry(path: &Path, perm: u32) -> Result<Entry, IoAt> {
     // Follow symlinks: the guest gets the content under the name asked for.
-    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let data = std::fs::read(path).map_err(io_at("reading", path))?;
     Ok(Entry { path: path.to_string_lossy().trim_start_matches('/').to_string(), perm, kind: Kind::File(data) })
 }
 

@@ -6,10 +6,10 @@ use crate::engine::Engine;
 use crate::guest::cpio::{self, Entry, Kind};
 use crate::guest::hostlib::{is_static_elf, which};
 use crate::guest::layout::{MEMDIGEST, WORKLOAD_BIN_DIR};
-use crate::guest::modules;
+use crate::guest::modules::{self, ModuleError};
 use crate::kernel::Kernel;
+use crate::util::error::IoAt;
 use crate::util::fsutil;
-use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +44,33 @@ const CRIU_MODULES: &[&str] = &[
     // failover, which the closure adds).
     "virtio_net",
 ];
+
+/// An error of another part of crtest, kept whole with its causes.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a guest image could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The engine's environment cannot be written as the guest's env file.
+    #[error(transparent)]
+    Env(Cause),
+    #[error("building the page digest helper")]
+    Memdigest(#[source] Cause),
+    #[error(transparent)]
+    Modules(#[from] ModuleError),
+    #[error("kernel {kernel}: required modules {missing:?} are neither in {} nor built in", dir.display())]
+    MissingModules { kernel: String, missing: Vec<String>, dir: PathBuf },
+    #[error("busybox-static is not installed (apt-get install busybox-static)")]
+    NoBusybox,
+    #[error("{} is dynamically linked; install busybox-static", .0.display())]
+    DynamicBusybox(PathBuf),
+    #[error("running busybox --list-full")]
+    BusyboxList(#[source] std::io::Error),
+    #[error(transparent)]
+    File(#[from] IoAt),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// A built guest image.
 #[derive(Debug, Clone)]
@@ -99,7 +126,7 @@ pub fn build(
     engine: &Engine,
     workloads: &BTreeMap<String, Vec<u8>>,
     cache: &Path,
-) -> Result<GuestImage> {
+) -> Result<GuestImage, ImageError> {
     let mut tree = Tree::default();
     let mut notes = Vec::new();
     for dir in ["proc", "sys", "dev", "tmp", "run", "root", "mnt/xfer", "var/tmp"] {
@@ -114,13 +141,14 @@ pub fn build(
     for entry in &engine.files {
         tree.add(entry.clone());
     }
-    tree.add(Entry::file(crate::guest::layout::ENV_FILE, 0o644, crate::config::engines::env_file(&engine.env)?));
+    let env = crate::config::engines::env_file(&engine.env).map_err(|e| ImageError::Env(e.into()))?;
+    tree.add(Entry::file(crate::guest::layout::ENV_FILE, 0o644, env));
     add_modules(&mut tree, kernel, &mut notes)?;
     for (name, bin) in workloads {
         tree.add(Entry::file(&format!("{WORKLOAD_BIN_DIR}/{name}"), 0o755, bin.clone()));
     }
     let memdigest = crate::config::workload::compile_cached("memdigest", MEMDIGEST_SRC.as_bytes(), cache)
-        .context("building the page digest helper")?;
+        .map_err(|e| ImageError::Memdigest(e.into()))?;
     tree.add(Entry::file(MEMDIGEST.trim_start_matches('/'), 0o755, memdigest));
     add_busybox(&mut tree)?;
 
@@ -135,7 +163,7 @@ pub fn build(
     Ok(GuestImage { initrd, hash, notes })
 }
 
-fn add_modules(tree: &mut Tree, kernel: &Kernel, notes: &mut Vec<String>) -> Result<()> {
+fn add_modules(tree: &mut Tree, kernel: &Kernel, notes: &mut Vec<String>) -> Result<(), ImageError> {
     let Some(dir) = &kernel.modules else {
         notes.push(format!("kernel {}: no modules directory; everything must be built in", kernel.id));
         tree.add(Entry::file("etc/crtest/modules", 0o644, Vec::new()));
@@ -143,14 +171,10 @@ fn add_modules(tree: &mut Tree, kernel: &Kernel, notes: &mut Vec<String>) -> Res
     };
     let wanted: Vec<&str> = REQUIRED_MODULES.iter().chain(CRIU_MODULES).copied().collect();
     let (closure, loaded) = modules::resolve(dir, &wanted)?;
-    let missing_required: Vec<&String> =
-        closure.missing.iter().filter(|m| REQUIRED_MODULES.contains(&m.as_str())).collect();
-    if !missing_required.is_empty() {
-        bail!(
-            "kernel {}: required modules {missing_required:?} are neither in {} nor built in",
-            kernel.id,
-            dir.display()
-        );
+    let missing: Vec<String> =
+        closure.missing.iter().filter(|m| REQUIRED_MODULES.contains(&m.as_str())).cloned().collect();
+    if !missing.is_empty() {
+        return Err(ImageError::MissingModules { kernel: kernel.id.clone(), missing, dir: dir.clone() });
     }
     if !closure.missing.is_empty() {
         notes.push(format!("kernel {}: modules not available: {}", kernel.id, closure.missing.join(", ")));
@@ -166,14 +190,14 @@ fn add_modules(tree: &mut Tree, kernel: &Kernel, notes: &mut Vec<String>) -> Res
 }
 
 /// busybox-static plus a link per applet, where the engine did not put a real file.
-fn add_busybox(tree: &mut Tree) -> Result<()> {
-    let busybox = which("busybox").context("busybox-static is not installed (apt-get install busybox-static)")?;
+fn add_busybox(tree: &mut Tree) -> Result<(), ImageError> {
+    let busybox = which("busybox").ok_or(ImageError::NoBusybox)?;
     let data = std::fs::read(&busybox)?;
     if !is_static_elf(&data) {
-        bail!("{} is dynamically linked; install busybox-static", busybox.display());
+        return Err(ImageError::DynamicBusybox(busybox));
     }
     tree.add(Entry::file("bin/busybox", 0o755, data));
-    let out = Command::new(&busybox).arg("--list-full").output().context("running busybox --list-full")?;
+    let out = Command::new(&busybox).arg("--list-full").output().map_err(ImageError::BusyboxList)?;
     for applet in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()) {
         tree.add_if_absent(Entry::symlink(applet, "/bin/busybox"));
     }
@@ -183,6 +207,18 @@ fn add_busybox(tree: &mut Tree) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_from_elsewhere_keeps_its_chain() {
+        let inner = anyhow::anyhow!("cc exited with status 1").context("compiling memdigest");
+        let e = ImageError::Memdigest(inner.into());
+        assert_eq!(
+            crate::util::error::chain(&e),
+            "building the page digest helper: compiling memdigest: cc exited with status 1"
+        );
+        let e = ImageError::Env(anyhow::anyhow!("bad value").context("env `A`").into());
+        assert_eq!(format!("{:#}", anyhow::Error::new(e)), "env `A`: bad value");
+    }
 
     #[test]
     fn merged_usr_links_are_followed() {

@@ -5,10 +5,27 @@
 //! compressed (`.ko.xz`, `.ko.zst`); the guest gets them decompressed so
 //! busybox `insmod` can load them on every kernel.
 
-use anyhow::{Context, Result};
+use crate::util::error::{io_at, IoAt};
+use crate::util::hosttool::ToolError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Why a kernel's modules could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("scanning modules in {}", dir.display())]
+    Scan {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Read(#[from] IoAt),
+    /// The decompressor of a `.ko.xz`/`.zst`/`.gz` failed.
+    #[error(transparent)]
+    Decompress(#[from] ToolError),
+}
 
 /// Module name as the kernel spells it: file stem with `-` folded to `_`.
 pub fn module_name(file_name: &str) -> Option<String> {
@@ -41,14 +58,14 @@ pub struct ModuleIndex {
 
 impl ModuleIndex {
     /// Indexes `lib/modules/VERSION` (the directory holding `kernel/`).
-    pub fn scan(modules_dir: &Path) -> Result<Self> {
+    pub fn scan(modules_dir: &Path) -> Result<Self, ModuleError> {
         let mut index = ModuleIndex::default();
         walk(modules_dir, &mut |path| {
             if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(module_name) {
                 index.files.insert(name, path.to_path_buf());
             }
         })
-        .with_context(|| format!("scanning modules in {}", modules_dir.display()))?;
+        .map_err(|source| ModuleError::Scan { dir: modules_dir.to_path_buf(), source })?;
         if let Ok(text) = std::fs::read_to_string(modules_dir.join("modules.builtin")) {
             index.builtin = text.lines().filter_map(|l| l.rsplit('/').next().and_then(module_name)).collect();
         }
@@ -70,12 +87,12 @@ fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
 }
 
 /// Reads a module file, decompressing `.xz`/`.zst`/`.gz` with the host tools.
-pub fn read_module(path: &Path) -> Result<Vec<u8>> {
+pub fn read_module(path: &Path) -> Result<Vec<u8>, ModuleError> {
     let tool = match path.extension().and_then(|e| e.to_str()) {
         Some("xz") => "xz",
         Some("zst") => "zstd",
         Some("gz") => "gzip",
-        _ => return std::fs::read(path).with_context(|| format!("reading {}", path.display())),
+        _ => return Ok(std::fs::read(path).map_err(io_at("reading", path))?),
     };
     let out = crate::util::hosttool::output(
         Command::new(tool).arg("-dc").arg(path),
@@ -143,7 +160,7 @@ fn visit(
 /// A module to load: its name and decompressed bytes.
 pub type Loaded = (String, Vec<u8>);
 
-pub fn resolve(modules_dir: &Path, wanted: &[&str]) -> Result<(Closure, Vec<Loaded>)> {
+pub fn resolve(modules_dir: &Path, wanted: &[&str]) -> Result<(Closure, Vec<Loaded>), ModuleError> {
     let index = ModuleIndex::scan(modules_dir)?;
     let mut bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut error = None;

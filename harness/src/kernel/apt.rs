@@ -4,9 +4,28 @@
 //! The archive URIs are read from the host's own apt sources, so nothing in
 //! the repository names a mirror.
 
-use anyhow::{bail, Context, Result};
+use crate::util::error::{io_at, IoAt};
+use crate::util::hosttool::ToolError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Why the private apt state could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error("no Debian archive configured in /etc/apt/sources.list or /etc/apt/sources.list.d")]
+    NoArchives,
+    /// `kind` is `main` or `security`.
+    #[error("the host's apt sources have no Debian {kind} archive to derive suite {suite} from")]
+    NoArchiveFor { kind: &'static str, suite: String },
+    #[error("apt-cache policy {0} shows no candidate")]
+    NoCandidate(String),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error(transparent)]
+    File(#[from] IoAt),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// One archive the host's apt is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +88,7 @@ pub fn parse_one_line(text: &str) -> Vec<Archive> {
 }
 
 /// Reads every archive the host's apt knows.
-pub fn host_archives() -> Result<Vec<Archive>> {
+pub fn host_archives() -> Result<Vec<Archive>, AptError> {
     let mut out = Vec::new();
     if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
         out.extend(parse_one_line(&text));
@@ -87,18 +106,18 @@ pub fn host_archives() -> Result<Vec<Archive>> {
         }
     }
     if out.is_empty() {
-        bail!("no Debian archive configured in /etc/apt/sources.list or /etc/apt/sources.list.d");
+        return Err(AptError::NoArchives);
     }
     Ok(out)
 }
 
 /// The `sources.list` line for `suite`: security suites come from the host's
 /// security archive, every other suite from its main archive.
-pub fn source_line(archives: &[Archive], suite: &str) -> Result<String> {
+pub fn source_line(archives: &[Archive], suite: &str) -> Result<String, AptError> {
     let want_security = suite.ends_with("-security");
-    let archive = archives.iter().find(|a| a.is_security() == want_security).with_context(|| {
+    let archive = archives.iter().find(|a| a.is_security() == want_security).ok_or_else(|| {
         let kind = if want_security { "security" } else { "main" };
-        format!("the host's apt sources have no Debian {kind} archive to derive suite {suite} from")
+        AptError::NoArchiveFor { kind, suite: suite.to_string() }
     })?;
     let key = archive.signed_by.as_deref().unwrap_or("/usr/share/keyrings/debian-archive-keyring.gpg");
     Ok(format!("deb [signed-by={key}] {} {suite} main\n", archive.uri))
@@ -111,10 +130,10 @@ pub struct PrivateApt {
 
 impl PrivateApt {
     /// Prepares `root` (sources, lists, cache) for `suite`.
-    pub fn new(root: &Path, suite: &str) -> Result<Self> {
+    pub fn new(root: &Path, suite: &str) -> Result<Self, AptError> {
         let line = source_line(&host_archives()?, suite)?;
         for sub in ["lists/partial", "cache/archives/partial"] {
-            std::fs::create_dir_all(root.join(sub)).with_context(|| format!("creating {}", root.display()))?;
+            std::fs::create_dir_all(root.join(sub)).map_err(io_at("creating", root))?;
         }
         crate::util::fsutil::write_atomic(&root.join("sources.list"), line.as_bytes())?;
         Ok(PrivateApt { root: root.to_path_buf() })
@@ -134,7 +153,7 @@ impl PrivateApt {
         ]
     }
 
-    fn run(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<String> {
+    fn run(&self, tool: &str, args: &[&str], cwd: Option<&Path>) -> Result<String, AptError> {
         let mut cmd = Command::new(tool);
         cmd.args(self.options()).args(args);
         if let Some(dir) = cwd {
@@ -144,25 +163,25 @@ impl PrivateApt {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    pub fn update(&self) -> Result<()> {
+    pub fn update(&self) -> Result<(), AptError> {
         self.run("apt-get", &["update"], None).map(drop)
     }
 
     /// Package names starting with `prefix`.
-    pub fn names(&self, prefix: &str) -> Result<Vec<String>> {
+    pub fn names(&self, prefix: &str) -> Result<Vec<String>, AptError> {
         Ok(self.run("apt-cache", &["pkgnames", prefix], None)?.lines().map(str::to_string).collect())
     }
 
     /// Real packages `package` depends on directly (virtual ones, shown by
     /// apt in angle brackets, are left out).
-    pub fn depends(&self, package: &str) -> Result<Vec<String>> {
+    pub fn depends(&self, package: &str) -> Result<Vec<String>, AptError> {
         let text = self.run("apt-cache", &["depends", package], None)?;
         Ok(parse_depends(&text))
     }
 
     /// `package` and everything it needs to run (Depends, recursively;
     /// virtual packages left out).
-    pub fn closure(&self, package: &str) -> Result<Vec<String>> {
+    pub fn closure(&self, package: &str) -> Result<Vec<String>, AptError> {
         let args = [
             "depends",
             "--recurse",
@@ -187,15 +206,15 @@ impl PrivateApt {
     }
 
     /// Candidate version of `package`.
-    pub fn version(&self, package: &str) -> Result<String> {
+    pub fn version(&self, package: &str) -> Result<String, AptError> {
         let text = self.run("apt-cache", &["policy", package], None)?;
         text.lines()
             .find_map(|l| l.trim().strip_prefix("Candidate:").map(|v| v.trim().to_string()))
-            .with_context(|| format!("apt-cache policy {package} shows no candidate"))
+            .ok_or_else(|| AptError::NoCandidate(package.to_string()))
     }
 
     /// Downloads `packages` (.deb files) into `dir`.
-    pub fn download(&self, packages: &[String], dir: &Path) -> Result<Vec<PathBuf>> {
+    pub fn download(&self, packages: &[String], dir: &Path) -> Result<Vec<PathBuf>, AptError> {
         let mut args = vec!["download"];
         args.extend(packages.iter().map(String::as_str));
         self.run("apt-get", &args, Some(dir))?;
@@ -261,6 +280,11 @@ mod tests {
         );
         let sec = source_line(&a, "bookworm-security").unwrap();
         assert!(sec.contains("debian-security bookworm-security main"), "{sec}");
-        assert!(source_line(&a[..1], "bookworm-security").is_err());
+        let e = source_line(&a[..1], "bookworm-security").unwrap_err();
+        assert!(matches!(e, AptError::NoArchiveFor { kind: "security", .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the host's apt sources have no Debian security archive to derive suite bookworm-security from"
+        );
     }
 }

@@ -1,10 +1,11 @@
 //! Fetching kernels into the cache: Debian packages through a private apt
 //! state, extracted and normalised to one layout; local kernels used in place.
 
-use super::apt::PrivateApt;
+use super::apt::{AptError, PrivateApt};
 use super::{Kernel, KernelSpec, Source};
+use crate::util::error::{io_at, IoAt};
 use crate::util::fsutil;
-use anyhow::{bail, Context, Result};
+use crate::util::hosttool::ToolError;
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,42 @@ use std::sync::Mutex;
 const MANIFEST: &str = "kernel.json";
 /// Packages a kernel meta package may be split into (Debian 6.19 and later).
 const KERNEL_PARTS: &[&str] = &["linux-binary-", "linux-modules-", "linux-base-"];
+
+/// Why a kernel or an engine's packages could not be brought into the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("updating the package lists of suite {suite}")]
+    Update {
+        suite: String,
+        #[source]
+        source: AptError,
+    },
+    #[error("kernel {id}: no package matching `{pattern}` in suite {suite}")]
+    NoMatch { id: String, pattern: String, suite: String },
+    #[error("kernel {0}: the packages hold no lib/modules directory")]
+    NoModulesDir(String),
+    #[error("kernel {id}: {} is empty", dir.display())]
+    EmptyModulesDir { id: String, dir: PathBuf },
+    #[error("kernel {id}: no vmlinuz for release {release} in the packages")]
+    NoVmlinuz { id: String, release: String },
+    #[error("kernel {id}: bzImage {} does not exist", path.display())]
+    NoBzImage { id: String, path: PathBuf },
+    #[error("kernel {id}: modules directory {} does not exist", path.display())]
+    NoModules { id: String, path: PathBuf },
+    /// `what` names the engine (or its tools) whose entry lists no package.
+    #[error("{0}: no packages named")]
+    NoPackages(String),
+    #[error(transparent)]
+    Apt(#[from] AptError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error(transparent)]
+    File(#[from] IoAt),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
 
 /// The cache directory of one kernel id.
 pub fn kernel_dir(cache: &Path, id: &str) -> PathBuf {
@@ -35,7 +72,7 @@ pub fn cached(cache: &Path, spec: &KernelSpec) -> Option<Kernel> {
 static UPDATED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// Returns the kernel, downloading and extracting it first if it is not cached.
-pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kernel> {
+pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kernel, FetchError> {
     if let Some(k) = cached(cache, spec) {
         return Ok(k);
     }
@@ -43,14 +80,17 @@ pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kern
     let apt = PrivateApt::new(&cache.join("apt").join(suite), suite)?;
     if UPDATED.lock().unwrap().insert(suite.clone()) {
         log(&format!("kernel {}: apt-get update for suite {suite}", spec.id));
-        apt.update().with_context(|| format!("updating the package lists of suite {suite}"))?;
+        apt.update().map_err(|source| FetchError::Update { suite: suite.clone(), source })?;
     }
     let mut names = Vec::new();
     for pattern in packages {
         let prefix = pattern.split('*').next().unwrap_or(pattern);
         let found = apt.names(prefix)?;
-        let name = newest_match(pattern, &found)
-            .with_context(|| format!("kernel {}: no package matching `{pattern}` in suite {suite}", spec.id))?;
+        let name = newest_match(pattern, &found).ok_or_else(|| FetchError::NoMatch {
+            id: spec.id.clone(),
+            pattern: pattern.clone(),
+            suite: suite.clone(),
+        })?;
         names.push(name);
     }
     // Newer kernels split a meta `linux-image-*` into binary, modules and base packages.
@@ -59,7 +99,7 @@ pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kern
         names.extend(parts.into_iter().filter(|p| KERNEL_PARTS.iter().any(|k| p.starts_with(k))));
     }
     let versions: Vec<String> =
-        names.iter().map(|n| apt.version(n).map(|v| format!("{n}={v}"))).collect::<Result<_>>()?;
+        names.iter().map(|n| apt.version(n).map(|v| format!("{n}={v}"))).collect::<Result<_, AptError>>()?;
     log(&format!("kernel {}: downloading {}", spec.id, versions.join(" ")));
     std::fs::create_dir_all(cache.join("kernels"))?;
     let download = tempfile::tempdir_in(cache.join("kernels"))?;
@@ -74,11 +114,11 @@ pub fn fetch(cache: &Path, spec: &KernelSpec, log: &dyn Fn(&str)) -> Result<Kern
 }
 
 /// Moves a finished staging directory into place, rewriting paths into it.
-fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -> Result<Kernel> {
+fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -> Result<Kernel, FetchError> {
     let dest = kernel_dir(cache, id);
     let _ = std::fs::remove_dir_all(&dest);
     let staged = staging.keep();
-    std::fs::rename(&staged, &dest).with_context(|| format!("moving kernel into {}", dest.display()))?;
+    std::fs::rename(&staged, &dest).map_err(io_at("moving kernel into", &dest))?;
     let relocate = |p: &Path| dest.join(p.strip_prefix(&staged).unwrap_or(p));
     let kernel =
         Kernel { vmlinuz: relocate(&kernel.vmlinuz), modules: kernel.modules.as_deref().map(relocate), ..kernel };
@@ -86,7 +126,7 @@ fn install(cache: &Path, id: &str, staging: tempfile::TempDir, kernel: Kernel) -
     Ok(kernel)
 }
 
-fn extract_deb(deb: &Path, into: &Path) -> Result<()> {
+fn extract_deb(deb: &Path, into: &Path) -> Result<(), ToolError> {
     let mut cmd = Command::new("dpkg-deb");
     crate::util::hosttool::output(cmd.arg("-x").arg(deb).arg(into), &format!("dpkg-deb -x {}", deb.display()))?;
     Ok(())
@@ -95,21 +135,21 @@ fn extract_deb(deb: &Path, into: &Path) -> Result<()> {
 /// Finds the kernel image and modules in an extracted package tree (old
 /// layout: `boot/vmlinuz-R` + `lib/modules/R`; new: `usr/lib/modules/R/vmlinuz`)
 /// and moves them to `staging/vmlinuz` and `staging/modules/R`.
-fn normalise(id: &str, tree: &Path, staging: &Path, packages: Vec<String>) -> Result<Kernel> {
+fn normalise(id: &str, tree: &Path, staging: &Path, packages: Vec<String>) -> Result<Kernel, FetchError> {
     let mod_root = ["usr/lib/modules", "lib/modules"]
         .iter()
         .map(|p| tree.join(p))
         .find(|p| p.is_dir())
-        .with_context(|| format!("kernel {id}: the packages hold no lib/modules directory"))?;
+        .ok_or_else(|| FetchError::NoModulesDir(id.into()))?;
     let release = std::fs::read_dir(&mod_root)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .next()
-        .with_context(|| format!("kernel {id}: {} is empty", mod_root.display()))?;
+        .ok_or_else(|| FetchError::EmptyModulesDir { id: id.into(), dir: mod_root.clone() })?;
     let vmlinuz = [tree.join(format!("boot/vmlinuz-{release}")), mod_root.join(&release).join("vmlinuz")]
         .into_iter()
         .find(|p| p.is_file())
-        .with_context(|| format!("kernel {id}: no vmlinuz for release {release} in the packages"))?;
+        .ok_or_else(|| FetchError::NoVmlinuz { id: id.into(), release: release.clone() })?;
     std::fs::rename(&vmlinuz, staging.join("vmlinuz"))?;
     std::fs::create_dir_all(staging.join("modules"))?;
     let modules = staging.join("modules").join(&release);
@@ -118,14 +158,14 @@ fn normalise(id: &str, tree: &Path, staging: &Path, packages: Vec<String>) -> Re
     Ok(Kernel { id: id.into(), release, vmlinuz: staging.join("vmlinuz"), modules: Some(modules), packages })
 }
 
-fn local(spec: &KernelSpec) -> Result<Kernel> {
+fn local(spec: &KernelSpec) -> Result<Kernel, FetchError> {
     let Source::Local(l) = &spec.source else { unreachable!("local() called for a packaged kernel") };
     if !l.bzimage.is_file() {
-        bail!("kernel {}: bzImage {} does not exist", spec.id, l.bzimage.display());
+        return Err(FetchError::NoBzImage { id: spec.id.clone(), path: l.bzimage.clone() });
     }
     if let Some(m) = &l.modules {
         if !m.is_dir() {
-            bail!("kernel {}: modules directory {} does not exist", spec.id, m.display());
+            return Err(FetchError::NoModules { id: spec.id.clone(), path: m.clone() });
         }
     }
     let release = l
@@ -194,35 +234,46 @@ pub fn engine_root(
     spec: &crate::config::engines::EngineSpec,
     cache: &Path,
     log: &dyn Fn(&str),
-) -> Result<(String, Vec<crate::guest::cpio::Entry>)> {
-    let dir = cache.join("engines").join(&spec.id);
-    let id = package_root(cache, &spec.suite, std::slice::from_ref(&spec.package), &dir, &spec.id, log)?;
-    Ok((id, root_entries(&dir.join("root"))?))
+) -> Result<(String, Vec<crate::guest::cpio::Entry>), FetchError> {
+    let id = package_root(cache, &spec.suite, std::slice::from_ref(&spec.package), &spec.id, &spec.id, log)?;
+    Ok((id, root_entries(&engines_dir(cache).join(&spec.id).join("root"))?))
 }
 
 /// The engine's host-side tools (crit with its Python and libraries), as a
 /// tree of their own: they never go into the guest.
-pub fn tools_root(spec: &crate::config::engines::EngineSpec, cache: &Path, log: &dyn Fn(&str)) -> Result<PathBuf> {
-    let dir = cache.join("engines").join(format!("{}-tools", spec.id));
-    package_root(cache, &spec.suite, &spec.tools, &dir, &format!("{} tools", spec.id), log)?;
-    Ok(dir.join("root"))
+pub fn tools_root(
+    spec: &crate::config::engines::EngineSpec,
+    cache: &Path,
+    log: &dyn Fn(&str),
+) -> Result<PathBuf, FetchError> {
+    let name = format!("{}-tools", spec.id);
+    package_root(cache, &spec.suite, &spec.tools, &name, &format!("{} tools", spec.id), log)?;
+    Ok(engines_dir(cache).join(name).join("root"))
+}
+
+/// The cache directory holding engine trees (and their staging directories).
+fn engines_dir(cache: &Path) -> PathBuf {
+    cache.join("engines")
 }
 
 /// Extracts `packages` of `suite` with their whole dependency closure into
-/// `dir/root` (once; cached) and returns `PACKAGE-UPSTREAMVERSION` of the first.
+/// the `root` of engine tree `name` (once; cached) and returns
+/// `PACKAGE-UPSTREAMVERSION` of the first.
 fn package_root(
     cache: &Path,
     suite: &str,
     packages: &[String],
-    dir: &Path,
+    name: &str,
     what: &str,
     log: &dyn Fn(&str),
-) -> Result<String> {
+) -> Result<String, FetchError> {
+    let parent = engines_dir(cache);
+    let dir = parent.join(name);
     let manifest = dir.join("engine.json");
     if let Ok(text) = std::fs::read(&manifest) {
         return Ok(serde_json::from_slice(&text)?);
     }
-    let first = packages.first().with_context(|| format!("{what}: no packages named"))?;
+    let first = packages.first().ok_or_else(|| FetchError::NoPackages(what.into()))?;
     let apt = PrivateApt::new(&cache.join("apt").join(suite), suite)?;
     if UPDATED.lock().unwrap().insert(suite.to_string()) {
         log(&format!("{what}: apt-get update for suite {suite}"));
@@ -235,10 +286,9 @@ fn package_root(
     }
     let closure: Vec<String> = closure.into_iter().collect();
     log(&format!("{what}: downloading {} {version} and {} dependencies", packages.join(", "), closure.len() - 1));
-    let parent = dir.parent().context("cache dir has a parent")?;
-    std::fs::create_dir_all(parent)?;
-    let download = tempfile::tempdir_in(parent)?;
-    let staging = tempfile::tempdir_in(parent)?;
+    std::fs::create_dir_all(&parent)?;
+    let download = tempfile::tempdir_in(&parent)?;
+    let staging = tempfile::tempdir_in(&parent)?;
     let root = staging.path().join("root");
     for deb in apt.download(&closure, download.path())? {
         extract_deb(&deb, &root)?;
@@ -250,8 +300,8 @@ fn package_root(
     }
     let upstream = version.split(['-', '+', '~']).next().unwrap_or(&version);
     let id = format!("{first}-{upstream}");
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(staging.keep(), dir)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(staging.keep(), &dir)?;
     fsutil::write_atomic(&manifest, &serde_json::to_vec(&id)?)?;
     Ok(id)
 }
@@ -261,7 +311,7 @@ const ROOT_SKIP: &[&str] =
     &["usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/lintian", "usr/share/info"];
 
 /// Every file, link and directory under `root` as image entries.
-fn root_entries(root: &Path) -> Result<Vec<crate::guest::cpio::Entry>> {
+fn root_entries(root: &Path) -> Result<Vec<crate::guest::cpio::Entry>, std::io::Error> {
     use crate::guest::cpio::Entry;
     use std::os::unix::fs::PermissionsExt;
     let mut out = Vec::new();
@@ -315,6 +365,30 @@ mod tests {
             Some("linux-image-6.12.117+deb12-amd64-unsigned")
         );
         assert_eq!(newest_match("linux-image-7*", &names), None);
+    }
+
+    #[test]
+    fn a_missing_local_kernel_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bzimage = dir.path().join("bzImage");
+        let local = |modules| crate::kernel::LocalKernel { bzimage: bzimage.clone(), modules };
+        let spec =
+            |l| KernelSpec { id: "mine".into(), version: crate::kernel::Version(vec![6, 1]), source: Source::Local(l) };
+        let e = fetch(dir.path(), &spec(local(None)), &|_| {}).unwrap_err();
+        assert_eq!(e.to_string(), format!("kernel mine: bzImage {} does not exist", bzimage.display()));
+        std::fs::write(&bzimage, b"MZ").unwrap();
+        let e = fetch(dir.path(), &spec(local(Some(dir.path().join("m")))), &|_| {}).unwrap_err();
+        assert!(matches!(e, FetchError::NoModules { .. }), "{e}");
+        assert_eq!(fetch(dir.path(), &spec(local(None)), &|_| {}).unwrap().release, "6.1-local");
+    }
+
+    #[test]
+    fn a_package_tree_without_a_release_says_which_directory_is_empty() {
+        let staging = tempfile::tempdir().unwrap();
+        let tree = staging.path().join("tree");
+        std::fs::create_dir_all(tree.join("lib/modules")).unwrap();
+        let e = normalise("6.1", &tree, staging.path(), vec![]).unwrap_err();
+        assert_eq!(e.to_string(), format!("kernel 6.1: {} is empty", tree.join("lib/modules").display()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! guest). Debian ships only the compressed `vmlinuz`, so the ELF is cut out
 //! of it once and cached next to it.
 
-use anyhow::{Context, Result};
+use crate::util::error::{io_at, IoAt};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,9 +15,26 @@ const PAYLOADS: &[(&[u8], &str)] = &[(b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xf
 /// `XEN_ELFNOTE_PHYS32_ENTRY`: the note that marks a PVH entry point.
 const PVH_NOTE: u32 = 18;
 
+/// Why the ELF could not be cut out of a bzImage (the caller then boots the
+/// bzImage: PVH only saves time).
+#[derive(Debug, thiserror::Error)]
+pub enum PvhError {
+    #[error(transparent)]
+    File(#[from] IoAt),
+    /// The host's decompressor `tool` could not be started.
+    #[error("running {tool}")]
+    Spawn {
+        tool: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
 /// The PVH-bootable ELF of `vmlinuz`, extracted (once) next to it; None when
 /// the kernel has no PVH entry point (boot the bzImage then).
-pub fn vmlinux(vmlinuz: &Path) -> Result<Option<PathBuf>> {
+pub fn vmlinux(vmlinuz: &Path) -> Result<Option<PathBuf>, PvhError> {
     let out = vmlinuz.with_file_name("vmlinux.pvh");
     let none = vmlinuz.with_file_name("vmlinux.nopvh");
     if out.is_file() {
@@ -26,7 +43,7 @@ pub fn vmlinux(vmlinuz: &Path) -> Result<Option<PathBuf>> {
     if none.is_file() {
         return Ok(None);
     }
-    let data = std::fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
+    let data = std::fs::read(vmlinuz).map_err(io_at("reading", vmlinuz))?;
     match extract(&data)? {
         Some(elf) if has_pvh_note(&elf) => {
             crate::util::fsutil::write_atomic(&out, &elf)?;
@@ -41,7 +58,7 @@ pub fn vmlinux(vmlinuz: &Path) -> Result<Option<PathBuf>> {
 
 /// Finds the compressed kernel in a bzImage and decompresses it with the
 /// host's tool, keeping the first candidate that yields an ELF file.
-fn extract(bzimage: &[u8]) -> Result<Option<Vec<u8>>> {
+fn extract(bzimage: &[u8]) -> Result<Option<Vec<u8>>, PvhError> {
     for (magic, tool) in PAYLOADS {
         for at in find_all(bzimage, magic) {
             if let Some(elf) = decompress(tool, &bzimage[at..])? {
@@ -56,14 +73,14 @@ fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
     hay.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect()
 }
 
-fn decompress(tool: &str, data: &[u8]) -> Result<Option<Vec<u8>>> {
+fn decompress(tool: &'static str, data: &[u8]) -> Result<Option<Vec<u8>>, PvhError> {
     let mut child = Command::new(tool)
         .args(["-dc", "-q"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .with_context(|| format!("running {tool}"))?;
+        .map_err(|source| PvhError::Spawn { tool, source })?;
     let mut stdin = child.stdin.take().expect("piped");
     let input = data.to_vec();
     // Feed from a thread: the tool writes megabytes before it has read everything.
@@ -124,6 +141,16 @@ mod tests {
         e[0x60..0x68].copy_from_slice(&(note.len() as u64).to_le_bytes());
         e.extend_from_slice(&note);
         e
+    }
+
+    #[test]
+    fn an_unreadable_vmlinuz_is_named_with_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = vmlinux(&dir.path().join("vmlinuz")).unwrap_err();
+        assert_eq!(
+            crate::util::error::chain(&e),
+            format!("reading {}: No such file or directory (os error 2)", dir.path().join("vmlinuz").display())
+        );
     }
 
     #[test]
