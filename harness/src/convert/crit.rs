@@ -103,7 +103,7 @@ pub enum FindCritError {
     NoEngine { format: String },
     /// Fetching the engine's tools tree failed (its own words and causes).
     #[error(transparent)]
-    Tools(Box<dyn std::error::Error + Send + Sync>),
+    Tools(#[from] crate::kernel::fetch::FetchError),
 }
 
 /// A crit of one format version.
@@ -149,7 +149,7 @@ impl Crit {
             .iter()
             .find(|e| e.format == format && !e.tools.is_empty())
             .ok_or_else(|| FindCritError::NoEngine { format: format.to_string() })?;
-        let root = crate::kernel::fetch::tools_root(spec, cache, log).map_err(|e| FindCritError::Tools(e.into()))?;
+        let root = crate::kernel::fetch::tools_root(spec, cache, log)?;
         Ok(Crit::new(format, &root))
     }
 
@@ -261,8 +261,12 @@ mod tests {
 
     #[test]
     fn a_failed_tools_fetch_keeps_its_causes() {
-        let fetch = anyhow::anyhow!("no such suite").context("fetching criu-4.1 tools");
-        let e = FindCritError::Tools(fetch.into());
-        assert_eq!(crate::util::error::chain(&e), "fetching criu-4.1 tools: no such suite");
+        let apt = crate::kernel::apt::AptError::NoArchives;
+        let e = FindCritError::from(crate::kernel::fetch::FetchError::Update { suite: "trixie".into(), source: apt });
+        assert_eq!(
+            crate::util::error::chain(&e),
+            "updating the package lists of suite trixie: no Debian archive configured in /etc/apt/sources.list or \
+             /etc/apt/sources.list.d"
+        );
     }
 }

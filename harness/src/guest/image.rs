@@ -45,17 +45,14 @@ const CRIU_MODULES: &[&str] = &[
     "virtio_net",
 ];
 
-/// An error of another part of crtest, kept whole with its causes.
-type Cause = Box<dyn std::error::Error + Send + Sync>;
-
 /// Why a guest image could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     /// The engine's environment cannot be written as the guest's env file.
     #[error(transparent)]
-    Env(Cause),
+    Env(#[from] crate::config::engines::EnvFileError),
     #[error("building the page digest helper")]
-    Memdigest(#[source] Cause),
+    Memdigest(#[source] crate::config::workload::BuildError),
     #[error(transparent)]
     Modules(#[from] ModuleError),
     #[error("kernel {kernel}: required modules {missing:?} are neither in {} nor built in", dir.display())]
@@ -141,14 +138,14 @@ pub fn build(
     for entry in &engine.files {
         tree.add(entry.clone());
     }
-    let env = crate::config::engines::env_file(&engine.env).map_err(|e| ImageError::Env(e.into()))?;
+    let env = crate::config::engines::env_file(&engine.env)?;
     tree.add(Entry::file(crate::guest::layout::ENV_FILE, 0o644, env));
     add_modules(&mut tree, kernel, &mut notes)?;
     for (name, bin) in workloads {
         tree.add(Entry::file(&format!("{WORKLOAD_BIN_DIR}/{name}"), 0o755, bin.clone()));
     }
     let memdigest = crate::config::workload::compile_cached("memdigest", MEMDIGEST_SRC.as_bytes(), cache)
-        .map_err(|e| ImageError::Memdigest(e.into()))?;
+        .map_err(ImageError::Memdigest)?;
     tree.add(Entry::file(MEMDIGEST.trim_start_matches('/'), 0o755, memdigest));
     add_busybox(&mut tree)?;
 
@@ -210,14 +207,13 @@ mod tests {
 
     #[test]
     fn a_cause_from_elsewhere_keeps_its_chain() {
-        let inner = anyhow::anyhow!("cc exited with status 1").context("compiling memdigest");
-        let e = ImageError::Memdigest(inner.into());
+        let cc = std::io::Error::from_raw_os_error(2);
+        let e = ImageError::Memdigest(crate::config::workload::BuildError::Cc(cc));
         assert_eq!(
             crate::util::error::chain(&e),
-            "building the page digest helper: compiling memdigest: cc exited with status 1"
+            "building the page digest helper: running cc (install gcc and libc6-dev): No such file or directory (os \
+             error 2)"
         );
-        let e = ImageError::Env(anyhow::anyhow!("bad value").context("env `A`").into());
-        assert_eq!(format!("{:#}", anyhow::Error::new(e)), "env `A`: bad value");
     }
 
     #[test]
