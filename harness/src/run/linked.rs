@@ -14,6 +14,7 @@ use crate::config::mode::Mode;
 use crate::engine::GuestOp;
 use crate::plan::{Cell, Plan};
 use crate::result::{target_vm, CellResult};
+use crate::util::error::chain;
 use crate::verdict::Outcome;
 use crate::vm::link::ADDRS;
 use std::collections::BTreeMap;
@@ -48,7 +49,7 @@ pub fn all(ctx: &Ctx, plan: &Plan, dumped: &Dumps, emit: &dyn Fn(CellResult)) {
         }
         if let Ok(link) = link {
             if let Err(e) = link.close() {
-                ctx.notice(format!("unlinking {src} and {target}: {e:#}"));
+                ctx.notice(format!("unlinking {src} and {target}: {}", chain(&e)));
             }
         }
     }
