@@ -49,7 +49,7 @@ fn dispatch(command: Command, out: &mut Out) -> Result<i32> {
         Command::Cell(args) => commands::cell::cell(Project::load()?, args, out),
         Command::Bench { kernel, workload, runs, accel, no_resume, vs_virtme } => {
             let args = bench::BenchArgs { kernel, workload, runs, accel, resume: !no_resume, vs_virtme };
-            bench::run(&Project::load()?, &args, out.stdout)
+            Ok(bench::run(&Project::load()?, &args, out.stdout)?)
         }
         Command::Merge { dirs, out: dir, matrix } => {
             commands::results::merge(&Project::load()?, &dirs, &dir, &matrix, out.stdout)

@@ -70,7 +70,7 @@ pub fn check_cell_usage(project: &Project, args: &CellArgs) -> Result<()> {
             bail!("{flag} {e}: unknown engine; {ENGINE_RULE}");
         }
     }
-    crate::report::output::check_out(&args.out)
+    Ok(crate::report::output::check_out(&args.out)?)
 }
 
 /// The engine ids of `--engine` and `--restore-engine`, or the exit status

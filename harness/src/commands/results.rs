@@ -16,13 +16,13 @@ pub fn merge(project: &Project, dirs: &[PathBuf], out: &Path, matrix: &Path, w: 
     let select = Select { matrix: matrix.to_path_buf(), ..Select::default() };
     let (matrix, plan) = load_plan(project, &select, None)?;
     let expected: Vec<String> = plan.cells.iter().map(|c| c.id.clone()).collect();
-    let docs = dirs.iter().map(|d| crate::tools::merge::load_dir(d)).collect::<Result<Vec<_>>>()?;
+    let docs = dirs.iter().map(|d| crate::tools::merge::load_dir(d)).collect::<Result<Vec<_>, _>>()?;
     let merged = crate::tools::merge::merge(&docs, Some((&expected, &matrix.path.display().to_string())))?;
     let cells: Vec<crate::result::CellResult> = serde_json::from_value(merged["cells"].clone())?;
     let (table, body) = crate::report::grid::parts(&cells, &matrix.kernels, &project.known);
     let staging = crate::report::output::Staging::new(out)?;
     staging.write("grid.txt", format!("{table}\n{body}").as_bytes())?;
-    staging.write("junit.xml", &crate::report::junit::render(&cells)?)?;
+    staging.write("junit.xml", &crate::report::junit::render(&cells))?;
     let mut json = serde_json::to_vec_pretty(&merged)?;
     json.push(b'\n');
     staging.write("report.html", merged_report(&json, dirs, out, &project.known)?.as_bytes())?;

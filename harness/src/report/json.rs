@@ -47,7 +47,7 @@ pub struct KernelInfo {
 }
 
 /// Pretty JSON of the results, newline-terminated.
-pub fn render(results: &Results) -> anyhow::Result<Vec<u8>> {
+pub fn render(results: &Results) -> serde_json::Result<Vec<u8>> {
     let mut out = serde_json::to_vec_pretty(results)?;
     out.push(b'\n');
     Ok(out)

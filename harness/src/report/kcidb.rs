@@ -21,8 +21,12 @@
 //! `misc`.
 
 use crate::result::CellResult;
-use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
+
+/// The results document's cells are not crtest's cells.
+#[derive(Debug, thiserror::Error)]
+#[error("results cells")]
+pub struct KcidbError(#[source] serde_json::Error);
 
 /// The KCIDB I/O schema version written.
 pub const MAJOR: u64 = 5;
@@ -34,9 +38,9 @@ const EXCERPT_CHARS: usize = 16384;
 
 /// The KCIDB document of a results document; `raw` is its bytes (the run's
 /// id is their digest) and `out_dir` where log tails are read from.
-pub fn export(doc: &Value, raw: &[u8], out_dir: Option<&std::path::Path>) -> Result<Value> {
+pub fn export(doc: &Value, raw: &[u8], out_dir: Option<&std::path::Path>) -> Result<Value, KcidbError> {
     let cells: Vec<CellResult> =
-        serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null)).context("results cells")?;
+        serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null)).map_err(KcidbError)?;
     let run = format!("{ORIGIN}:run-{}", &crate::util::fsutil::sha256_hex(raw)[..16]);
     let not_run: Vec<(&str, &str, &str, &str)> = doc
         .get("not_run")

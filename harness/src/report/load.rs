@@ -4,10 +4,33 @@
 //! or older document still renders; cells are the runner's own type.
 
 use crate::result::CellResult;
-use anyhow::Context;
+use crate::util::fsutil::ReadError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why bytes are not a crtest results document.
+#[derive(Debug, thiserror::Error)]
+pub enum DocError {
+    #[error("not a crtest results document")]
+    NotResults(#[source] serde_json::Error),
+    #[error("schema `{0}`: expected crtest-results/N")]
+    Schema(String),
+}
+
+/// Why `DIR/results.json` could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// `why` already names its own cause, so it is not chained again.
+    #[error("reading {}: {why}", path.display())]
+    Read { path: PathBuf, why: ReadError },
+    #[error("parsing {}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: DocError,
+    },
+}
 
 /// Largest results document read (as `crtest merge` allows).
 const MAX_BYTES: u64 = 256 << 20;
@@ -57,22 +80,21 @@ pub struct KernelMeta {
 
 impl Doc {
     /// Parses a results document, refusing anything that is not crtest's.
-    pub fn parse(data: &[u8]) -> anyhow::Result<Doc> {
-        let doc: Doc = serde_json::from_slice(data).context("not a crtest results document")?;
-        anyhow::ensure!(
-            doc.schema.starts_with("crtest-results/"),
-            "schema `{}`: expected crtest-results/N",
-            doc.schema
-        );
+    pub fn parse(data: &[u8]) -> Result<Doc, DocError> {
+        let doc: Doc = serde_json::from_slice(data).map_err(DocError::NotResults)?;
+        if !doc.schema.starts_with("crtest-results/") {
+            return Err(DocError::Schema(doc.schema));
+        }
         Ok(doc)
     }
 
     /// Reads `DIR/results.json`.
-    pub fn load(dir: &Path) -> anyhow::Result<Doc> {
+    pub fn load(dir: &Path) -> Result<Doc, LoadError> {
         let path = dir.join("results.json");
-        let data = crate::util::fsutil::read_bounded(&path, MAX_BYTES)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        Doc::parse(&data).with_context(|| format!("parsing {}", path.display()))
+        match crate::util::fsutil::read_bounded(&path, MAX_BYTES) {
+            Err(why) => Err(LoadError::Read { path, why }),
+            Ok(data) => Doc::parse(&data).map_err(|source| LoadError::Parse { path, source }),
+        }
     }
 
     /// The kernels in display order: as the matrix lists them is lost in a
@@ -101,5 +123,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((d.cells.len(), d.seed, d.kernel_order()), (1, None, vec!["6.2".to_string(), "6.12".into()]));
+    }
+
+    #[test]
+    fn a_load_error_names_the_file_and_each_cause_once() {
+        use crate::util::error::chain;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.json");
+        let e = Doc::load(dir.path()).unwrap_err();
+        assert_eq!(
+            chain(&e),
+            format!("reading {}: cannot read: No such file or directory (os error 2)", path.display())
+        );
+        std::fs::write(&path, r#"{"schema": "other/1", "cells": []}"#).unwrap();
+        let e = Doc::load(dir.path()).unwrap_err();
+        assert_eq!(chain(&e), format!("parsing {}: schema `other/1`: expected crtest-results/N", path.display()));
     }
 }

@@ -2,9 +2,39 @@
 //! runs or a half-written file: everything is built in a staging directory
 //! next to the target and moved into place entry by entry, results last.
 
+use crate::util::error::{io_at, IoAt};
 use crate::util::fsutil;
-use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
+
+/// Why a run's output directory cannot be used or written.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("--out {}", .0.display())]
+    Unreadable(PathBuf, #[source] std::io::Error),
+    #[error("--out {}: exists and is not a directory", .0.display())]
+    NotDir(PathBuf),
+    #[error("--out {}: cannot list", .0.display())]
+    Unlistable(PathBuf, #[source] std::io::Error),
+    /// A directory with files that are not an earlier crtest output.
+    #[error(
+        "--out {}: expected a new or empty directory, or an earlier crtest output (with its results.json); \
+         it has other files, and crtest replaces what it writes there",
+        .0.display()
+    )]
+    Foreign(PathBuf),
+    /// Ctrl-C or SIGTERM came: nothing more is written.
+    #[error("interrupted: results not written")]
+    Interrupted,
+    #[error("moving {} into place", .0.display())]
+    Move(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    At(#[from] IoAt),
+    /// Listing or clearing crtest's own staging entries: the OS error alone, as before.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T, E = OutputError> = std::result::Result<T, E>;
 
 pub struct Staging {
     pub dir: PathBuf,
@@ -19,20 +49,18 @@ pub struct Staging {
 pub fn check_out(out: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        other => other.with_context(|| format!("--out {}", out.display()))?,
+        other => other.map_err(|e| OutputError::Unreadable(out.into(), e))?,
     };
-    anyhow::ensure!(meta.is_dir(), "--out {}: exists and is not a directory", out.display());
-    let entries = std::fs::read_dir(out).with_context(|| format!("--out {}: cannot list", out.display()))?;
+    if !meta.is_dir() {
+        return Err(OutputError::NotDir(out.into()));
+    }
+    let entries = std::fs::read_dir(out).map_err(|e| OutputError::Unlistable(out.into(), e))?;
     // Staging dirs are crtest's own (left by a run that was killed).
     let foreign = entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with(".staging-"));
     if !foreign || is_crtest_output(out) {
         return Ok(());
     }
-    anyhow::bail!(
-        "--out {}: expected a new or empty directory, or an earlier crtest output (with its results.json); \
-         it has other files, and crtest replaces what it writes there",
-        out.display()
-    )
+    Err(OutputError::Foreign(out.into()))
 }
 
 /// Whether `dir/results.json` is a crtest results document.
@@ -59,7 +87,7 @@ fn publish_modes(path: &Path) -> Result<()> {
         return Ok(()); // links keep theirs
     };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
+        .map_err(io_at("setting the mode of", path))?;
     if meta.is_dir() {
         for e in std::fs::read_dir(path)? {
             publish_modes(&e?.path())?;
@@ -68,10 +96,18 @@ fn publish_modes(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Nothing is written once the run was interrupted.
+fn writable() -> Result<()> {
+    match crate::vm::reaper::may_write() {
+        true => Ok(()),
+        false => Err(OutputError::Interrupted),
+    }
+}
+
 impl Staging {
     pub fn new(out: &Path) -> Result<Self> {
         check_out(out)?;
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::create_dir_all(out).map_err(io_at("creating", out))?;
         let dir = out.join(format!(".staging-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -80,13 +116,13 @@ impl Staging {
     }
 
     pub fn write(&self, name: &str, data: &[u8]) -> Result<()> {
-        anyhow::ensure!(crate::vm::reaper::may_write(), "interrupted: results not written");
+        writable()?;
         Ok(fsutil::write_atomic(&self.dir.join(name), data)?)
     }
 
     /// Moves staged entries into the output dir; `last` go last, in order.
     pub fn commit(self, last: &[&str]) -> Result<()> {
-        anyhow::ensure!(crate::vm::reaper::may_write(), "interrupted: results not written");
+        writable()?;
         publish_modes(&self.dir)?;
         let mut names: Vec<String> = std::fs::read_dir(&self.dir)?
             .filter_map(|e| e.ok())
@@ -98,7 +134,7 @@ impl Staging {
             if to.is_dir() {
                 std::fs::remove_dir_all(&to)?;
             }
-            std::fs::rename(&from, &to).with_context(|| format!("moving {} into place", to.display()))?;
+            std::fs::rename(&from, &to).map_err(|e| OutputError::Move(to, e))?;
         }
         std::fs::remove_dir(&self.dir)?;
         crate::vm::reaper::unscratch(&self.dir);
@@ -147,7 +183,13 @@ mod tests {
         assert!(Staging::new(dir.path()).is_err());
         std::fs::write(dir.path().join("results.json"), "{\"cells\": []}").unwrap();
         assert!(Staging::new(dir.path()).is_err(), "a results.json that is not crtest's");
-        assert!(check_out(&dir.path().join("notes.txt")).is_err());
+        assert!(matches!(Staging::new(dir.path()), Err(OutputError::Foreign(_))));
+        let file = dir.path().join("notes.txt");
+        assert!(matches!(check_out(&file), Err(OutputError::NotDir(_))));
+        // Under a file: the OS error is the cause, printed once after the path.
+        let e = check_out(&file.join("x")).unwrap_err();
+        let want = format!("--out {}: Not a directory (os error 20)", file.join("x").display());
+        assert_eq!(crate::util::error::chain(&e), want);
         assert!(check_out(&dir.path().join("new")).is_ok());
         let out = dir.path().join("out");
         let s = Staging::new(&out).unwrap();

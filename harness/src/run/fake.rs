@@ -3,13 +3,14 @@
 //! the exit the test scripted, so every stage outcome and the verdict it
 //! gives are tested without QEMU.
 
-use super::guest::{Guest, Launcher, LinkHandle};
+use super::guest::{FaultError, Guest, Launcher, LinkHandle};
 use super::{run, RunOutput, Setup};
 use crate::config::matrix::Timeouts;
 use crate::config::workload::{Library, Workload};
 use crate::engine::{rc, GuestOp, OpKind};
 use crate::event::{Event, Reporter};
 use crate::plan::{cell_id, Cell, GuestKind, Plan, Route};
+use crate::util::error::io_at;
 use crate::verdict::{Stage, Status};
 use crate::vm::qemu::{CmdResult, Start};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,8 +55,16 @@ struct FakeGuest {
 }
 
 impl Launcher for FakeLauncher {
-    fn launch(&self, name: &str, _: &GuestKind, share: &Path, _: &dyn Fn(String)) -> anyhow::Result<Box<dyn Guest>> {
-        anyhow::ensure!(!self.0.down.contains(name), "boot of {name} timed out");
+    fn launch(
+        &self,
+        name: &str,
+        _: &GuestKind,
+        share: &Path,
+        _: &dyn Fn(String),
+    ) -> Result<Box<dyn Guest>, FaultError> {
+        if self.0.down.contains(name) {
+            return Err(FaultError::Scripted(format!("boot of {name} timed out")));
+        }
         Ok(Box::new(FakeGuest { name: name.into(), share: share.into(), script: self.0.clone() }))
     }
     fn release_of(&self, kind: &GuestKind) -> String {
@@ -73,18 +82,20 @@ impl Guest for FakeGuest {
     fn start(&self) -> Start {
         Start::Resumed
     }
-    fn run(&mut self, op: &GuestOp, _: Duration) -> anyhow::Result<CmdResult> {
+    fn run(&mut self, op: &GuestOp, _: Duration) -> Result<CmdResult, FaultError> {
         let s = &self.script;
         s.ran.lock().unwrap().push((self.name.clone(), op.label.clone()));
         if s.interrupt_after.as_deref() == Some(op.label.as_str()) {
             s.interrupted.store(true, Ordering::SeqCst);
         }
-        anyhow::ensure!(!s.faults.contains(&(self.name.clone(), op.kind)), "QEMU exited");
+        if s.faults.contains(&(self.name.clone(), op.kind)) {
+            return Err(FaultError::Scripted("QEMU exited".into()));
+        }
         let code = s.exits.get(&(self.name.clone(), op.kind)).copied().unwrap_or(rc::OK);
         let out = op.out.as_ref().map(|o| self.share.join("out").join(&o.id));
         if let Some(out) = &out {
-            std::fs::create_dir_all(out)?;
-            self.leave(op.kind, code, out)?;
+            let leave = || std::fs::create_dir_all(out).and_then(|_| self.leave(op.kind, code, out));
+            leave().map_err(io_at("writing into", out))?;
         }
         let output = match op.kind {
             OpKind::Features => {
@@ -98,7 +109,7 @@ impl Guest for FakeGuest {
     fn shutdown(self: Box<Self>) -> String {
         format!("console of {}", self.name)
     }
-    fn link(&mut self, other: &mut dyn Guest) -> anyhow::Result<Box<dyn LinkHandle>> {
+    fn link(&mut self, other: &mut dyn Guest) -> Result<Box<dyn LinkHandle>, FaultError> {
         let other = other.as_any().downcast_mut::<FakeGuest>().expect("fake guests link with fakes");
         self.script.ran.lock().unwrap().push((self.name.clone(), format!("link with {}", other.name)));
         Ok(Box::new(FakeLink))
@@ -110,7 +121,7 @@ impl Guest for FakeGuest {
 
 struct FakeLink;
 impl LinkHandle for FakeLink {
-    fn close(self: Box<Self>) -> anyhow::Result<()> {
+    fn close(self: Box<Self>) -> Result<(), FaultError> {
         Ok(())
     }
 }

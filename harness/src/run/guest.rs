@@ -10,16 +10,37 @@ use crate::engine::GuestOp;
 use crate::guest::image::GuestImage;
 use crate::kernel::Kernel;
 use crate::plan::GuestKind;
-use crate::vm::qemu::{BootSpec, CmdResult, Start, Vm, VmConfig};
+use crate::vm::link::LinkError;
+use crate::vm::qemu::{BootSpec, CmdResult, Start, Vm, VmConfig, VmError};
 use crate::vm::vmstate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A VM-level fault: a guest did not start, broke, or could not be linked.
+/// The run turns it into a reason with `util::error::chain`.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("a QEMU guest links only with another")]
+    NotQemu,
+    /// A fault a test guest was scripted to have, in the run's own words.
+    #[cfg(test)]
+    #[error("{0}")]
+    Scripted(String),
+    /// A test guest could not leave its results in the share.
+    #[cfg(test)]
+    #[error(transparent)]
+    Share(#[from] crate::util::error::IoAt),
+}
+
 /// A network link between two guests, up until closed (or dropped).
 pub trait LinkHandle: Send {
     /// Takes the link down and waits until both guests let go of it.
-    fn close(self: Box<Self>) -> anyhow::Result<()>;
+    fn close(self: Box<Self>) -> Result<(), FaultError>;
 }
 
 /// A running guest.
@@ -29,12 +50,12 @@ pub trait Guest: Send + std::any::Any {
     fn boot_secs(&self) -> f64;
     fn start(&self) -> Start;
     /// Runs one operation's script; an error is a VM-level fault.
-    fn run(&mut self, op: &GuestOp, timeout: Duration) -> anyhow::Result<CmdResult>;
+    fn run(&mut self, op: &GuestOp, timeout: Duration) -> Result<CmdResult, FaultError>;
     /// Powers the guest off; returns its console log.
     fn shutdown(self: Box<Self>) -> String;
     /// Joins this guest (`vm::link::ADDRS[0]`) and `other` (`ADDRS[1]`)
     /// with a network link between the two only.
-    fn link(&mut self, other: &mut dyn Guest) -> anyhow::Result<Box<dyn LinkHandle>>;
+    fn link(&mut self, other: &mut dyn Guest) -> Result<Box<dyn LinkHandle>, FaultError>;
     fn as_any(&mut self) -> &mut dyn std::any::Any;
 }
 
@@ -47,7 +68,7 @@ pub trait Launcher: Sync {
         kind: &GuestKind,
         share: &Path,
         notice: &dyn Fn(String),
-    ) -> anyhow::Result<Box<dyn Guest>>;
+    ) -> Result<Box<dyn Guest>, FaultError>;
     /// The release a kind's kernel reports, for a guest that did not boot.
     fn release_of(&self, kind: &GuestKind) -> String;
 }
@@ -75,7 +96,7 @@ impl Launcher for Qemu {
         kind: &GuestKind,
         share: &Path,
         notice: &dyn Fn(String),
-    ) -> anyhow::Result<Box<dyn Guest>> {
+    ) -> Result<Box<dyn Guest>, FaultError> {
         let k = &self.kinds[kind];
         // Both guests of a kind share its saved state: the spec names the kind, not the VM.
         let spec = BootSpec {
@@ -102,17 +123,14 @@ impl Guest for Vm {
     fn start(&self) -> Start {
         self.start
     }
-    fn run(&mut self, op: &GuestOp, timeout: Duration) -> anyhow::Result<CmdResult> {
+    fn run(&mut self, op: &GuestOp, timeout: Duration) -> Result<CmdResult, FaultError> {
         Ok(Vm::run(self, &op.label, &op.script, timeout)?)
     }
     fn shutdown(self: Box<Self>) -> String {
         Vm::shutdown(*self)
     }
-    fn link(&mut self, other: &mut dyn Guest) -> anyhow::Result<Box<dyn LinkHandle>> {
-        let other = other
-            .as_any()
-            .downcast_mut::<Vm>()
-            .ok_or_else(|| anyhow::anyhow!("a QEMU guest links only with another"))?;
+    fn link(&mut self, other: &mut dyn Guest) -> Result<Box<dyn LinkHandle>, FaultError> {
+        let other = other.as_any().downcast_mut::<Vm>().ok_or(FaultError::NotQemu)?;
         Ok(Box::new(crate::vm::link::connect(self, other)?))
     }
     fn as_any(&mut self) -> &mut dyn std::any::Any {
@@ -121,7 +139,7 @@ impl Guest for Vm {
 }
 
 impl LinkHandle for crate::vm::link::Link {
-    fn close(self: Box<Self>) -> anyhow::Result<()> {
+    fn close(self: Box<Self>) -> Result<(), FaultError> {
         Ok(self.disconnect()?)
     }
 }

@@ -13,6 +13,7 @@ use super::source::{start_for_dump, Dumped, Dumps};
 use super::{Ctx, OpRecord};
 use crate::plan::{Cell, Plan};
 use crate::result::{target_vm, CellResult};
+use crate::util::error::chain;
 use crate::verdict::Outcome;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -44,7 +45,7 @@ pub fn all(ctx: &Ctx, plan: &Plan, dumped: &Dumps, emit: &dyn Fn(CellResult)) {
         }
         if let Ok(link) = link {
             if let Err(e) = link.close() {
-                ctx.notice(format!("unlinking {src} and {target}: {e:#}"));
+                ctx.notice(format!("unlinking {src} and {target}: {}", chain(&e)));
             }
         }
     }

@@ -182,6 +182,13 @@ impl Ctx<'_> {
     }
 }
 
+/// Why a run could not start; once started, every fault is a cell's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Threads(#[from] rayon::ThreadPoolBuildError),
+}
+
 /// Runs every runnable cell of `plan` on guests from `launcher`, emitting
 /// events to `reporter`; returns the judged cells in plan order.
 pub fn run(
@@ -192,7 +199,7 @@ pub fn run(
     work: &Path,
     artifacts: &Path,
     reporter: &dyn Reporter,
-) -> anyhow::Result<RunOutput> {
+) -> Result<RunOutput, RunError> {
     let threads = rayon::ThreadPoolBuilder::new().num_threads(jobs.max(1)).build()?;
     let timeout = setup.timeouts.operation + GUEST_GRACE;
     let ctx = Ctx {

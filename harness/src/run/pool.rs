@@ -7,6 +7,7 @@ use crate::engine::{GuestOp, OpPaths};
 use crate::event::{Event, Reporter};
 use crate::plan::GuestKind;
 use crate::result::{kind_of_vm, VmRecord};
+use crate::util::error::chain;
 use crate::vm::qemu::CmdResult;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -110,7 +111,7 @@ impl<'a> Pool<'a> {
                 (Slot::Up(guest), secs, Ok(secs))
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = chain(&e);
                 self.reporter.event(&Event::BootFailed { kernel: vm.into(), error: msg.clone() });
                 let record = VmRecord {
                     kernel: vm.into(),
@@ -146,7 +147,7 @@ impl<'a> Pool<'a> {
                 Ok(r)
             }
             Err(e) => {
-                let msg = e.to_string();
+                let msg = chain(&e);
                 if let Slot::Up(guest) = std::mem::replace(slot, Slot::Down(msg.clone())) {
                     self.keep(vm, guest);
                 }
@@ -170,9 +171,7 @@ impl<'a> Pool<'a> {
             }
         };
         match (ga.as_mut(), gb.as_mut()) {
-            (Some((Slot::Up(x), _)), Some((Slot::Up(y), _))) => {
-                x.link(y.as_mut()).map_err(|e| GuestError(format!("{e:#}")))
-            }
+            (Some((Slot::Up(x), _)), Some((Slot::Up(y), _))) => x.link(y.as_mut()).map_err(|e| GuestError(chain(&e))),
             _ => Err(GuestError(format!("linking {a} and {b}: a guest is not up"))),
         }
     }

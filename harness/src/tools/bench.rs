@@ -11,12 +11,45 @@ use crate::report::progress::Progress;
 use crate::session;
 use crate::util::fsutil;
 use crate::verdict::{Stage, Status};
-use crate::vm::qemu::{Accel, BootSpec, Start, Vm, VmConfig};
+use crate::vm::qemu::{Accel, BootSpec, Start, Vm, VmConfig, VmError};
 use crate::vm::vmstate::{self, Store};
-use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
+
+/// An error of a layer that keeps its own (session, virtme, PVH), chain and all.
+type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why `crtest bench` stopped; a cause speaks for itself unless a step is named.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("unknown kernel `{0}`")]
+    UnknownKernel(String),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error("the guest was not resumed but {0:?}")]
+    NotResumed(Start),
+    #[error(transparent)]
+    Pvh(Cause),
+    #[error(transparent)]
+    Virtme(Cause),
+    #[error("timing virtme-ng")]
+    VirtmeTiming(#[source] Cause),
+    /// Preparing the one-cell run's kernels, images and engines.
+    #[error(transparent)]
+    Prepare(Cause),
+    #[error(transparent)]
+    Execute(Cause),
+    #[error("no cell")]
+    NoCell,
+    #[error("bench cell did not pass: {0:?}")]
+    CellFailed(Option<String>),
+    /// A scratch directory or the table's output.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T, E = BenchError> = std::result::Result<T, E>;
 
 /// min, median and max of a sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,7 +125,9 @@ pub fn resume_times(
         let started = Instant::now();
         let vm = vmstate::start(&spec(share.path()), cfg, Some(store), &notice)?;
         let secs = started.elapsed().as_secs_f64();
-        anyhow::ensure!(vm.start == Start::Resumed, "the guest was not resumed but {:?}", vm.start);
+        if vm.start != Start::Resumed {
+            return Err(BenchError::NotResumed(vm.start));
+        }
         out.push(secs);
         vm.shutdown();
     }
@@ -101,10 +136,13 @@ pub fn resume_times(
 
 /// Wall seconds of virtme-ng booting `kernel` and running `uname -r`.
 pub fn virtme_times(kernel: &Kernel, cache: &Path, runs: u32) -> Result<Vec<f64>> {
-    let virtme_run = crate::guest::virtme::ensure_installed(cache)?;
-    let image = crate::guest::virtme::kernel_tree(cache, kernel)?;
+    let virtme_run = crate::guest::virtme::ensure_installed(cache).map_err(|e| BenchError::Virtme(e.into()))?;
+    let image = crate::guest::virtme::kernel_tree(cache, kernel).map_err(|e| BenchError::Virtme(e.into()))?;
     (0..runs)
-        .map(|_| crate::guest::virtme::time_once(&virtme_run, &image, &kernel.release).context("timing virtme-ng"))
+        .map(|_| {
+            crate::guest::virtme::time_once(&virtme_run, &image, &kernel.release)
+                .map_err(|e| BenchError::VirtmeTiming(e.into()))
+        })
         .collect()
 }
 
@@ -139,7 +177,9 @@ struct Boots {
 /// `args.kernel` -> `args.kernel`, `args.runs` times each, as a table on `out`.
 pub fn run(project: &Project, args: &BenchArgs, out: &mut dyn Write) -> Result<i32> {
     let (kernel, runs) = (args.kernel.as_str(), args.runs);
-    anyhow::ensure!(project.catalog.get(kernel).is_some(), "unknown kernel `{kernel}`");
+    if project.catalog.get(kernel).is_none() {
+        return Err(BenchError::UnknownKernel(kernel.into()));
+    }
     let matrix = Matrix::for_pairs(
         &project.library,
         &project.formats,
@@ -148,7 +188,8 @@ pub fn run(project: &Project, args: &BenchArgs, out: &mut dyn Write) -> Result<i
     );
     let plan = Plan::new(&matrix, &project.catalog, &project.library, &Filters::default());
     let quiet = Progress::new(false);
-    let ready = session::prepare(project, &matrix, &plan, args.accel, &quiet)?;
+    let ready =
+        session::prepare(project, &matrix, &plan, args.accel, &quiet).map_err(|e| BenchError::Prepare(e.into()))?;
     let (k, image, engine, accel) =
         (&ready.kernels[kernel], &ready.images[kernel], &ready.engines[kernel], ready.accel);
     let cfg = session::vm_config(&matrix, accel);
@@ -179,7 +220,7 @@ fn boots(args: &BenchArgs, k: &Kernel, image: &GuestImage, cfg: &VmConfig, out: 
     let (runs, cache) = (args.runs, fsutil::cache_dir());
     let bz = boot_times(k, &k.vmlinuz, image, cfg, runs)?;
     writeln!(out, "{}", line("boot to ready (bzImage)", &bz))?;
-    let pvh_image = crate::kernel::pvh::vmlinux(&k.vmlinuz)?;
+    let pvh_image = crate::kernel::pvh::vmlinux(&k.vmlinuz).map_err(|e| BenchError::Pvh(e.into()))?;
     let pvh = match &pvh_image {
         Some(p) => boot_times(k, p, image, cfg, runs)?,
         None => vec![],
@@ -224,9 +265,12 @@ impl CellRuns<'_> {
                 iters: 1,
                 resume: args.resume,
             };
-            let done = session::execute(self.project, self.matrix, self.plan, &opts, self.reporter)?;
-            let c = done.cells.first().ok_or_else(|| anyhow::anyhow!("no cell"))?;
-            anyhow::ensure!(c.status == Status::Pass, "bench cell did not pass: {:?}", c.reason);
+            let done = session::execute(self.project, self.matrix, self.plan, &opts, self.reporter)
+                .map_err(|e| BenchError::Execute(e.into()))?;
+            let c = done.cells.first().ok_or(BenchError::NoCell)?;
+            if c.status != Status::Pass {
+                return Err(BenchError::CellFailed(c.reason.clone()));
+            }
             let secs = |s: Stage| c.stages.iter().find(|r| r.stage == s).map_or(f64::NAN, |r| r.secs);
             dump.push(secs(Stage::Dump));
             restore.push(secs(Stage::Restore));

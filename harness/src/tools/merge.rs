@@ -7,8 +7,8 @@
 
 use crate::report::json::SCHEMA;
 use crate::report::Summary;
+use crate::util::fsutil::ReadError;
 use crate::verdict::Status;
-use anyhow::Context;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -34,18 +34,31 @@ pub enum MergeError {
     Malformed { path: PathBuf, why: String },
     #[error("{path}: cell {id} is not a cell of {matrix} (shards of another matrix?)")]
     Foreign { path: PathBuf, id: String, matrix: String },
+    /// `why` already names its own cause, so it is not chained again.
+    #[error("reading {path}: {why}")]
+    Read { path: PathBuf, why: ReadError },
+    #[error("parsing {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Largest results document read.
 const MAX_BYTES: u64 = 256 << 20;
 
 /// Reads `DIR/results.json`, returning its path (for error messages) and content.
-pub fn load_dir(dir: &Path) -> anyhow::Result<(PathBuf, Value)> {
+pub fn load_dir(dir: &Path) -> Result<(PathBuf, Value), MergeError> {
     let path = dir.join("results.json");
-    let data = crate::util::fsutil::read_bounded(&path, MAX_BYTES)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    let doc = serde_json::from_slice(&data).with_context(|| format!("parsing {}", path.display()))?;
-    Ok((path, doc))
+    let data = match crate::util::fsutil::read_bounded(&path, MAX_BYTES) {
+        Ok(data) => data,
+        Err(why) => return Err(MergeError::Read { path, why }),
+    };
+    match serde_json::from_slice(&data) {
+        Ok(doc) => Ok((path, doc)),
+        Err(source) => Err(MergeError::Parse { path, source }),
+    }
 }
 
 /// Merges shard documents. With `expected_ids` (the full plan of `matrix`,
@@ -339,8 +352,11 @@ mod tests {
         std::fs::write(dir.path().join("results.json"), doc.to_string()).expect("write");
         let (path, loaded) = load_dir(dir.path()).expect("loads");
         assert_eq!((path, loaded), (dir.path().join("results.json"), doc));
-        let e = format!("{:#}", load_dir(&dir.path().join("nope")).expect_err("absent"));
+        let e = crate::util::error::chain(&load_dir(&dir.path().join("nope")).expect_err("absent"));
         assert!(e.contains("reading") && e.contains("nope"), "{e}");
+        std::fs::write(dir.path().join("results.json"), "{").expect("write");
+        let e = crate::util::error::chain(&load_dir(dir.path()).expect_err("not JSON"));
+        assert!(e.starts_with(&format!("parsing {}: EOF", dir.path().join("results.json").display())), "{e}");
     }
 
     #[test]

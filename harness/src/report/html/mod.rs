@@ -18,4 +18,4 @@ mod page;
 mod sections;
 
 pub use escape::{esc, relative_href};
-pub use page::{from_json, render, rewrite, Roots};
+pub use page::{from_json, render, rewrite, PageError, Roots};

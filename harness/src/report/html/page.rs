@@ -4,16 +4,30 @@
 use super::escape::{esc, href, script_safe};
 use super::grids::{heat_map, workload_grids};
 use super::sections::{badge, list, sections};
-use crate::report::load::Doc;
+use crate::report::load::{Doc, DocError, LoadError};
 use crate::report::story::{self, Depth, Root, Story};
 use crate::report::summary::Table;
 use crate::result::CellResult;
+use crate::util::error::IoAt;
 use crate::verdict::known::Known;
 use crate::verdict::Status;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
+
+/// Why `crtest report DIR` could not re-render the page; the messages are
+/// the causes' own.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Write(#[from] IoAt),
+    /// Making the written page readable by everyone.
+    #[error(transparent)]
+    Mode(std::io::Error),
+}
 
 const CSS: &str = include_str!("html.css");
 const JS: &str = include_str!("html.js");
@@ -92,19 +106,19 @@ pub fn render(doc: &Doc, roots: &Roots, known: Option<&Known>) -> String {
 
 /// The page of a run from its results.json bytes, artifacts under `dir`
 /// (where the page goes): the report reads what machines read.
-pub fn from_json(json: &[u8], dir: &Path, known: &Known) -> anyhow::Result<String> {
+pub fn from_json(json: &[u8], dir: &Path, known: &Known) -> Result<String, DocError> {
     Ok(render(&Doc::parse(json)?, &Roots::single(dir), Some(known)))
 }
 
 /// `crtest report DIR`: re-renders `DIR/report.html` from `DIR/results.json`.
-pub fn rewrite(dir: &Path, known: Option<&Known>) -> anyhow::Result<Vec<u8>> {
+pub fn rewrite(dir: &Path, known: Option<&Known>) -> Result<Vec<u8>, PageError> {
     let doc = Doc::load(dir)?;
     let page = render(&doc, &Roots::single(dir), known);
     let path = dir.join("report.html");
     crate::util::fsutil::write_atomic(&path, page.as_bytes())?;
     // Readable by everyone, as the run's own outputs are.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(PageError::Mode)?;
     Ok(page.into_bytes())
 }
 

@@ -4,10 +4,33 @@
 use super::body::{failure_text, steps};
 use super::xml::{document, Case, CaseOutcome, Suite};
 use crate::result::CellResult;
+use crate::util::error::{io_at, IoAt};
+use crate::util::fsutil::ReadError;
 use crate::verdict::{Stage, Status};
-use anyhow::{Context as _, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+/// Why a run's `junit.xml` could not be rewritten or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JunitError {
+    /// `why` already names its own cause, so it is not chained again.
+    #[error("{}: {why}", path.display())]
+    Unreadable { path: PathBuf, why: ReadError },
+    #[error("{}: not JSON", path.display())]
+    NotJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: cells", path.display())]
+    Cells {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] IoAt),
+}
 
 /// Longest `message` attribute: the body has the whole text.
 const MESSAGE_CHARS: usize = 500;
@@ -22,8 +45,8 @@ pub struct Context {
 }
 
 /// The JUnit report of a run's cells, without run properties or log tails.
-pub fn render(cells: &[CellResult]) -> Result<Vec<u8>> {
-    Ok(render_with(cells, &Context::default()).into_bytes())
+pub fn render(cells: &[CellResult]) -> Vec<u8> {
+    render_with(cells, &Context::default()).into_bytes()
 }
 
 /// The JUnit report of a run's cells with `ctx`'s properties and log tails.
@@ -46,24 +69,30 @@ pub fn render_with(cells: &[CellResult], ctx: &Context) -> String {
 
 /// Rewrites `out_dir/junit.xml` from `out_dir/results.json`, with the run's
 /// properties and log tails from the cells' artifacts.
-pub fn rewrite(out_dir: &Path) -> Result<()> {
-    let file = out_dir.join("results.json");
-    let data =
-        crate::util::fsutil::read_bounded(&file, 256 << 20).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let doc: Value = serde_json::from_slice(&data).with_context(|| format!("{}: not JSON", file.display()))?;
-    let cells: Vec<CellResult> = serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null))
-        .with_context(|| format!("{}: cells", file.display()))?;
+pub fn rewrite(out_dir: &Path) -> Result<(), JunitError> {
+    let path = out_dir.join("results.json");
+    let data = match crate::util::fsutil::read_bounded(&path, 256 << 20) {
+        Ok(data) => data,
+        Err(why) => return Err(JunitError::Unreadable { path, why }),
+    };
+    let doc: Value = match serde_json::from_slice(&data) {
+        Ok(doc) => doc,
+        Err(source) => return Err(JunitError::NotJson { path, source }),
+    };
+    let cells: Vec<CellResult> = match serde_json::from_value(doc.get("cells").cloned().unwrap_or(Value::Null)) {
+        Ok(cells) => cells,
+        Err(source) => return Err(JunitError::Cells { path, source }),
+    };
     let ctx = Context { properties: properties(&doc), out_dir: Some(out_dir.to_path_buf()) };
-    write_readable(&out_dir.join("junit.xml"), render_with(&cells, &ctx).as_bytes())
+    Ok(write_readable(&out_dir.join("junit.xml"), render_with(&cells, &ctx).as_bytes())?)
 }
 
 /// Writes a report file atomically, readable by everyone (0644) like the
 /// rest of a run's output, whatever the umask or temp-file mode.
-pub fn write_readable(path: &Path, data: &[u8]) -> Result<()> {
+pub fn write_readable(path: &Path, data: &[u8]) -> Result<(), IoAt> {
     use std::os::unix::fs::PermissionsExt;
     crate::util::fsutil::write_atomic(path, data)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
-        .with_context(|| format!("setting the mode of {}", path.display()))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(io_at("setting the mode of", path))
 }
 
 /// The run's properties from a results document: seed, accelerator,
@@ -222,5 +251,18 @@ mod tests {
         check_xml(&xml);
         assert!(xml.contains("<property name=\"seed\" value=\"3\"/>"), "{xml}");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn rewrite_names_the_document_it_could_not_use() {
+        use crate::util::error::chain;
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("results.json");
+        let e = rewrite(out.path()).unwrap_err();
+        assert!(matches!(e, JunitError::Unreadable { .. }), "{e:?}");
+        assert_eq!(chain(&e), format!("{}: cannot read: No such file or directory (os error 2)", file.display()));
+        std::fs::write(&file, "{\"cells\": 3}").unwrap();
+        let e = rewrite(out.path()).unwrap_err();
+        assert!(chain(&e).starts_with(&format!("{}: cells: invalid type", file.display())), "{}", chain(&e));
     }
 }

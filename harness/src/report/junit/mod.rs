@@ -21,5 +21,5 @@ pub(crate) mod fixture;
 mod xml;
 
 pub use body::failure_text;
-pub use cells::{own_secs, properties, render, render_with, rewrite, write_readable, Context};
+pub use cells::{own_secs, properties, render, render_with, rewrite, write_readable, Context, JunitError};
 pub use xml::{attr, document, text, Case, CaseOutcome, Suite};
