@@ -17,7 +17,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-/// An error of a layer that keeps its own (session, virtme, PVH), chain and all.
+/// An error of the session, the top layer a bench run goes through (its
+/// errors are anyhow's), kept whole with its chain.
 type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why `crtest bench` stopped; a cause speaks for itself unless a step is named.
@@ -30,11 +31,11 @@ pub enum BenchError {
     #[error("the guest was not resumed but {0:?}")]
     NotResumed(Start),
     #[error(transparent)]
-    Pvh(Cause),
+    Pvh(#[from] crate::kernel::pvh::PvhError),
     #[error(transparent)]
-    Virtme(Cause),
+    Virtme(#[from] crate::guest::virtme::VirtmeError),
     #[error("timing virtme-ng")]
-    VirtmeTiming(#[source] Cause),
+    VirtmeTiming(#[source] crate::guest::virtme::VirtmeError),
     /// Preparing the one-cell run's kernels, images and engines.
     #[error(transparent)]
     Prepare(Cause),
@@ -136,12 +137,11 @@ pub fn resume_times(
 
 /// Wall seconds of virtme-ng booting `kernel` and running `uname -r`.
 pub fn virtme_times(kernel: &Kernel, cache: &Path, runs: u32) -> Result<Vec<f64>> {
-    let virtme_run = crate::guest::virtme::ensure_installed(cache).map_err(|e| BenchError::Virtme(e.into()))?;
-    let image = crate::guest::virtme::kernel_tree(cache, kernel).map_err(|e| BenchError::Virtme(e.into()))?;
+    let virtme_run = crate::guest::virtme::ensure_installed(cache)?;
+    let image = crate::guest::virtme::kernel_tree(cache, kernel)?;
     (0..runs)
         .map(|_| {
-            crate::guest::virtme::time_once(&virtme_run, &image, &kernel.release)
-                .map_err(|e| BenchError::VirtmeTiming(e.into()))
+            crate::guest::virtme::time_once(&virtme_run, &image, &kernel.release).map_err(BenchError::VirtmeTiming)
         })
         .collect()
 }
@@ -220,7 +220,7 @@ fn boots(args: &BenchArgs, k: &Kernel, image: &GuestImage, cfg: &VmConfig, out: 
     let (runs, cache) = (args.runs, fsutil::cache_dir());
     let bz = boot_times(k, &k.vmlinuz, image, cfg, runs)?;
     writeln!(out, "{}", line("boot to ready (bzImage)", &bz))?;
-    let pvh_image = crate::kernel::pvh::vmlinux(&k.vmlinuz).map_err(|e| BenchError::Pvh(e.into()))?;
+    let pvh_image = crate::kernel::pvh::vmlinux(&k.vmlinuz)?;
     let pvh = match &pvh_image {
         Some(p) => boot_times(k, p, image, cfg, runs)?,
         None => vec![],
