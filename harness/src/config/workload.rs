@@ -150,9 +150,13 @@ pub enum WorkloadError {
 /// Why the binaries of workloads could not be built or read.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A user program; `ReadError` says its own cause, so it is shown, not chained.
-    #[error("program {} of workload {workload}: {error}", path.display())]
-    Program { path: PathBuf, workload: String, error: ReadError },
+    #[error("program {} of workload {workload}", path.display())]
+    Program {
+        path: PathBuf,
+        workload: String,
+        #[source]
+        error: ReadError,
+    },
     #[error("running cc (install gcc and libc6-dev)")]
     Cc(#[source] std::io::Error),
     #[error("compiling {} failed:\n{stderr}", src.display())]

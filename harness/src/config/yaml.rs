@@ -23,8 +23,8 @@ pub const MAX_BYTES: u64 = 1 << 20;
 
 /// Reads and deserializes `path` (a regular file of at most [`MAX_BYTES`]).
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
-    let data =
-        crate::util::fsutil::read_bounded(path, MAX_BYTES).map_err(|e| ConfigError::new(path, None, e.to_string()))?;
+    let data = crate::util::fsutil::read_bounded(path, MAX_BYTES)
+        .map_err(|e| ConfigError::new(path, None, crate::util::error::chain(&e)))?;
     let text = String::from_utf8(data).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         ConfigError::new(path, Some(line), format!("expected UTF-8 text: {}", e.utf8_error()))

@@ -48,9 +48,12 @@ pub enum ConvertError {
     /// An image the converter rewrites is a link or special file.
     #[error("{name}: expected a regular file, found a link or special file")]
     NotAFile { name: String },
-    /// `ReadError` says its own cause, so it is shown, not chained.
-    #[error("{name}: {error}")]
-    Read { name: String, error: ReadError },
+    #[error("{name}")]
+    Read {
+        name: String,
+        #[source]
+        error: ReadError,
+    },
     #[error("{name}")]
     Image {
         name: String,

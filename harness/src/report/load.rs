@@ -22,8 +22,12 @@ pub enum DocError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// `why` already names its own cause, so it is not chained again.
-    #[error("reading {}: {why}", path.display())]
-    Read { path: PathBuf, why: ReadError },
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        why: ReadError,
+    },
     #[error("parsing {}", path.display())]
     Parse {
         path: PathBuf,

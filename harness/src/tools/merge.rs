@@ -35,8 +35,12 @@ pub enum MergeError {
     #[error("{path}: cell {id} is not a cell of {matrix} (shards of another matrix?)")]
     Foreign { path: PathBuf, id: String, matrix: String },
     /// `why` already names its own cause, so it is not chained again.
-    #[error("reading {path}: {why}")]
-    Read { path: PathBuf, why: ReadError },
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        why: ReadError,
+    },
     #[error("parsing {path}")]
     Parse {
         path: PathBuf,

@@ -17,10 +17,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), IoAt> {
 }
 
 /// Why [`read_bounded`] read nothing; it says what was wrong, not which
-/// file (callers name it).
+/// file (callers name it, keeping this as the cause).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot read: {0}")]
+    #[error("cannot read")]
     Io(#[from] std::io::Error),
     #[error("expected a regular file")]
     NotFile,

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum JunitError {
     /// `why` already names its own cause, so it is not chained again.
-    #[error("{}: {why}", path.display())]
-    Unreadable { path: PathBuf, why: ReadError },
+    #[error("{}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        why: ReadError,
+    },
     #[error("{}: not JSON", path.display())]
     NotJson {
         path: PathBuf,

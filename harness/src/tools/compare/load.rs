@@ -28,7 +28,8 @@ pub enum CompareError {
 pub fn load(path: &Path) -> Result<(PathBuf, Value), CompareError> {
     let file = if path.is_dir() { path.join("results.json") } else { path.to_path_buf() };
     let unreadable = |why: String| CompareError::Unreadable { path: file.clone(), why };
-    let data = crate::util::fsutil::read_bounded(&file, MAX_BYTES).map_err(|e| unreadable(e.to_string()))?;
+    let data =
+        crate::util::fsutil::read_bounded(&file, MAX_BYTES).map_err(|e| unreadable(crate::util::error::chain(&e)))?;
     let doc: Value = serde_json::from_slice(&data)
         .map_err(|e| CompareError::NotResults { path: file.clone(), why: format!("not JSON: {e}") })?;
     check(&file, &doc)?;
