@@ -257,8 +257,9 @@ impl Library {
             // Relative paths are read from the working directory, as before;
             // made absolute so later reads see the same file.
             let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            let data = fsutil::read_bounded(&path, PROGRAM_MAX_BYTES)
-                .map_err(|e| err(format!("program `{}`: {}: {e}", p.name, path.display())))?;
+            let data = fsutil::read_bounded(&path, PROGRAM_MAX_BYTES).map_err(|e| {
+                err(format!("program `{}`: {}: {}", p.name, path.display(), crate::util::error::chain(&e)))
+            })?;
             crate::guest::elf::check_static_executable(&data).map_err(|why| {
                 err(format!(
                     "program `{}`: {} is not a statically linked x86_64 executable: {why}",
