@@ -69,8 +69,9 @@ fn root(converter: &str) -> Root {
     root
 }
 
-/// Every page flipped: counter's own digests notice and the reason names
-/// the damaged page after the transcript line; the one-shot program
+/// Every page flipped: counter notices (its own digests differ, or the
+/// damage kills it, depending on where its stack landed) and either way the
+/// reason names the damaged page after its own; the one-shot program
 /// carries on unaware, and only the memory check fails it.
 #[test]
 fn damaged_pages_fail_and_name_the_mapping() {
