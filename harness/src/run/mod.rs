@@ -240,7 +240,7 @@ pub fn run(
         })
     });
     // Cells whose pages travel between two running guests, after every other restore.
-    linked::all(&ctx, plan, &dumped, &|r| emit(gate.finished(r)));
+    threads.install(|| linked::all(&ctx, plan, &dumped, &|r| emit(gate.finished(r))));
     for cell in plan.cells.iter().filter(|c| c.skip.is_some()) {
         emit(gate.finished(CellResult::unrun(cell.clone(), Status::Skip, cell.skip.clone())));
     }
