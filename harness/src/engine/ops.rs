@@ -121,6 +121,7 @@ impl GuestOp {
             (_, ScriptExit::Ok) => Outcome::Ok,
             (OpKind::StartReference, _) => Outcome::Broken(format!("starting the reference run failed: {output}")),
             (OpKind::StartDump, _) => Outcome::Broken(format!("starting the workload failed: {output}")),
+            (OpKind::WaitReference, ScriptExit::CopyFailed) => Outcome::Broken(format!("reference run: {output}")),
             (OpKind::WaitReference, _) => Outcome::Broken(format!(
                 "the uninterrupted reference run did not finish (script rc {code}): {}",
                 last_line(&out.join("transcript"))

@@ -47,6 +47,11 @@ fn source_side_outcomes() {
     assert_eq!(s, Status::Error);
     assert!(why.contains("the uninterrupted reference run did not finish (script rc 41)"), "{why}");
 
+    // A transcript that never reached the share is crtest's, said as such.
+    let (s, why) = one(exits(SRC, OpKind::WaitReference, rc::COPY_FAILED));
+    assert_eq!(s, Status::Error);
+    assert!(why.starts_with("reference: reference run: "), "{why}");
+
     let (s, why) = one(exits(SRC, OpKind::StartDump, rc::SETUP));
     assert_eq!(s, Status::Error);
     assert!(why.contains("starting the workload failed"), "{why}");
@@ -96,6 +101,10 @@ fn target_side_outcomes() {
     let (s, why) = one(exits(DST, OpKind::Finish, rc::FINISH_TIMEOUT));
     assert_eq!(s, Status::Fail);
     assert!(why.contains("did not finish within"), "{why}");
+
+    let (s, why) = one(exits(DST, OpKind::Finish, rc::COPY_FAILED));
+    assert_eq!(s, Status::Error, "a transcript lost on its way is crtest's");
+    assert!(why.contains("wait script rc 30"), "{why}");
 
     let (s, why) = one(exits(DST, OpKind::Finish, 1));
     assert_eq!(s, Status::Error);

@@ -127,3 +127,33 @@ fn dir_placeholder_expands_in_the_guest() {
     // The rest of an option with `{dir}` stays inert.
     assert_eq!(options(&["--x={dir}/$(id)".into()]), ["'--x='\"$D\"'/$(id)'"]);
 }
+
+/// The wait script on this host: a finished program whose transcript cannot
+/// reach the share is a copy failure in the script's own words, never a
+/// clean exit that leaves the host without a transcript.
+#[test]
+fn a_transcript_that_cannot_be_copied_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("transcript");
+    std::fs::write(&t, "step 1\ndone\n").unwrap();
+    let run = |out: &std::path::Path| {
+        let header = Header::new()
+            .var("ID", "w1")
+            .var("DIR_ID", "d1")
+            .var("OUT", out.display())
+            .var("T", t.display())
+            .var("ENDS", "done")
+            .var("PID", 999_999_999u32)
+            .var("TIMEOUT", 1);
+        Command::new("sh").arg("-c").arg(compose(&header, WAIT)).output().unwrap()
+    };
+    let good = dir.path().join("out");
+    let r = run(&good);
+    assert_eq!(r.status.code(), Some(0), "{r:?}");
+    assert_eq!(std::fs::read_to_string(good.join("transcript")).unwrap(), "step 1\ndone\n");
+    // OUT below a regular file: no directory can be made there.
+    let bad = t.join("out");
+    let r = run(&bad);
+    assert_eq!(r.status.code(), Some(crate::engine::exit::rc::COPY_FAILED), "{r:?}");
+    assert!(String::from_utf8_lossy(&r.stdout).starts_with("copying the transcript to the share failed: "), "{r:?}");
+}
