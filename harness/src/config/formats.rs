@@ -152,7 +152,10 @@ impl Formats {
                     let p = executable(path, cmd).map_err(|why| {
                         err(
                             at("converters", cmd),
-                            format!("converter `{cmd}`: expected one of {BUILTINS} or an executable file: {why}"),
+                            format!(
+                                "converter `{cmd}`: expected one of {BUILTINS} or an executable file: {}",
+                                crate::util::error::chain(&why)
+                            ),
                         )
                     })?;
                     Using::Command(p)
@@ -217,9 +220,9 @@ impl Formats {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutableError {
     /// The path cannot be made absolute (no working directory).
-    #[error("{0}")]
-    Absolute(std::io::Error),
-    #[error("{}: {source}", path.display())]
+    #[error("no working directory")]
+    Absolute(#[source] std::io::Error),
+    #[error("{}", path.display())]
     Unreadable { path: PathBuf, source: std::io::Error },
     #[error("{} is not a regular file", .0.display())]
     NotFile(PathBuf),

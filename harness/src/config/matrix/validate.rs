@@ -337,7 +337,10 @@ fn converter(src: &Source, converter: Option<&str>) -> Result<Option<PathBuf>, C
         Some(cmd) => crate::config::formats::executable(src.path, cmd).map(Some).map_err(|why| {
             src.err(
                 src.at("converter", cmd),
-                format!("converter `{cmd}`: expected `identity` or an executable file: {why}"),
+                format!(
+                    "converter `{cmd}`: expected `identity` or an executable file: {}",
+                    crate::util::error::chain(&why)
+                ),
             )
         }),
     }
