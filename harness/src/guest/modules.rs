@@ -14,12 +14,7 @@ use std::process::Command;
 /// Why a kernel's modules could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
-    #[error("scanning modules in {}", dir.display())]
-    Scan {
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Scanning the modules dir, or reading a module file.
     #[error(transparent)]
     Read(#[from] IoAt),
     /// The decompressor of a `.ko.xz`/`.zst`/`.gz` failed.
@@ -65,7 +60,7 @@ impl ModuleIndex {
                 index.files.insert(name, path.to_path_buf());
             }
         })
-        .map_err(|source| ModuleError::Scan { dir: modules_dir.to_path_buf(), source })?;
+        .map_err(io_at("scanning modules in", modules_dir))?;
         if let Ok(text) = std::fs::read_to_string(modules_dir.join("modules.builtin")) {
             index.builtin = text.lines().filter_map(|l| l.rsplit('/').next().and_then(module_name)).collect();
         }

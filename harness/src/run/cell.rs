@@ -185,7 +185,7 @@ impl<'c> CellRun<'c> {
         let formats = (route.from_format.as_str(), route.to_format.as_str());
         let chain = match convert::steps(&route.chain, formats, within, &ctx.setup.crits) {
             Ok(chain) => chain,
-            Err(e) => return self.push(Stage::Convert, Outcome::Broken(crate::util::error::chain(&e)), 0.0),
+            Err(e) => return self.push(Stage::Convert, Outcome::Broken(error::chain(&e)), 0.0),
         };
         let under_test = chain.iter().any(|s| s.converter.under_test());
         let src = match self.pages.images(&src, &dst) {

@@ -89,7 +89,7 @@ fn dump(ctx: &Ctx, cell: &Cell, src: &str, target: &str) -> (OpRecord, Box<dyn P
     let op = ctx.op_id('d');
     let t = Instant::now();
     let (outcome, pages) = match start_for_dump(ctx, src, &op, &cell.workload, route.pid_slot) {
-        Outcome::Ok => modes::linked_dump(ctx, cell, src, target, &op),
+        Outcome::Ok => modes::linked_dump(ctx, cell, (src, target), &op, after),
         other => (other, Box::new(WithImages) as Box<dyn Pages>),
     };
     (OpRecord::dumped(ctx, src, op, outcome, t, after), pages)

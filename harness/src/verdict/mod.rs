@@ -152,11 +152,8 @@ pub fn judge_with_state(
     memory: &Digests,
 ) -> (Status, Option<String>) {
     let verdict = judge(stages, expected, actual);
-    if verdict.0 == Status::Fail {
-        return with_memory_cause(verdict, memory);
-    }
     if verdict.0 != Status::Pass {
-        return verdict;
+        return with_memory_cause(verdict, memory);
     }
     match (before, after) {
         (Some(b), Some(a)) => match crate::verdict::snapshot::compare(b, a) {
@@ -183,20 +180,17 @@ pub fn judge_memory(memory: &Digests) -> Option<(Status, Option<String>)> {
 /// restored program that died, say), the first damaged page is named after
 /// the stage's reason as the likely cause.
 pub fn judge_unfinished(stages: &[StageRecord], memory: &Digests) -> (Status, Option<String>) {
-    let verdict = judge(stages, None, None);
-    match verdict.0 {
-        Status::Fail => with_memory_cause(verdict, memory),
-        _ => verdict,
-    }
+    with_memory_cause(judge(stages, None, None), memory)
 }
 
-/// A transcript that departs from the reference is reported first; when the
-/// restored memory was damaged too, the first damaged page is named after
-/// it, as the likely cause.
+/// A FAIL's reason (a stage's, or a transcript that departs from the
+/// reference) comes first; when the restored memory was damaged too, the
+/// first damaged page is named after it, as the likely cause. Any other
+/// verdict stands as it is.
 fn with_memory_cause((status, reason): (Status, Option<String>), memory: &Digests) -> (Status, Option<String>) {
-    match (reason, memory.compare()) {
-        (Some(r), Ok(Some(diff))) => (status, Some(format!("{r}; memory: {diff}"))),
-        (reason, _) => (status, reason),
+    match (status, reason, memory.compare()) {
+        (Status::Fail, Some(r), Ok(Some(diff))) => (status, Some(format!("{r}; memory: {diff}"))),
+        (_, reason, _) => (status, reason),
     }
 }
 

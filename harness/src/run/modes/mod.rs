@@ -90,10 +90,16 @@ pub fn source_dump(mode: Mode, op: &OpPaths, w: &Workload, after: u32, timeout: 
     }
 }
 
-/// A linked cell's dump on `src` (already started as op `op`), its pages
-/// going to `target` as its mode says, and where they then are.
-pub fn linked_dump(ctx: &Ctx, cell: &Cell, src: &str, target: &str, op: &OpPaths) -> (Outcome, Box<dyn Pages>) {
-    let after = cell.route().dump_after.expect("the run's plan is seeded");
+/// A linked cell's dump on `src` (already started as op `op`) after step
+/// `after`, its pages going to `target` as its mode says, and where they
+/// then are.
+pub fn linked_dump(
+    ctx: &Ctx,
+    cell: &Cell,
+    (src, target): (&str, &str),
+    op: &OpPaths,
+    after: u32,
+) -> (Outcome, Box<dyn Pages>) {
     let port = next_port();
     match cell.mode {
         Mode::PageServer => page_server::dump(ctx, cell, (src, target), op, after, port),
